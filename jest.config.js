@@ -1,0 +1,17 @@
+/**
+ * NestJS 12 ships ESM only, so jest runs in native ESM mode
+ * (`NODE_OPTIONS=--experimental-vm-modules`, set by `npm test`).
+ */
+export default {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: {
+    // Sources import './x.js' (NodeNext); jest resolves the .ts file behind it.
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+  },
+  testMatch: ['<rootDir>/test/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'],
+  testTimeout: 30000,
+};

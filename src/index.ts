@@ -1,0 +1,23 @@
+// The public API of nestjs-typeorm-session, and nothing else.
+export { SessionModule } from './session.module.js';
+export type {
+  SessionCookieOptions,
+  SessionModuleAsyncOptions,
+  SessionModuleExtras,
+  SessionModuleForRootOptions,
+  SessionModuleOptions,
+  SessionPurgeOptions,
+} from './session.module-definition.js';
+export { SESSION_MODULE_OPTIONS } from './session.module-definition.js';
+export { Session } from './session.entity.js';
+export { SessionService } from './session.service.js';
+export type { IssuedSession, SessionValidation } from './session.service.js';
+export { CreateSessionsTable1770095236000, sessionMigrations } from './migrations/index.js';
+export { DuplicateSessionError, InvalidSessionError, SessionConfigurationError } from './errors.js';
+export {
+  DEFAULT_COOKIE_NAME,
+  DEFAULT_PURGE_BATCH_SIZE,
+  DEFAULT_PURGE_CRON,
+  DEFAULT_SESSION_TTL_MS,
+  SESSION_PURGE_JOB_NAME,
+} from './session.constants.js';

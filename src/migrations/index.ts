@@ -1,0 +1,10 @@
+import { CreateSessionsTable1770095236000 } from './1770095236000-create-sessions-table.js';
+
+export { CreateSessionsTable1770095236000 };
+
+/**
+ * Every migration this package ships, in order: spread it into your DataSource's
+ * `migrations` (`migrations: [...sessionMigrations, ...yours]`).
+ * @publicApi
+ */
+export const sessionMigrations = [CreateSessionsTable1770095236000];

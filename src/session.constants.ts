@@ -1,0 +1,29 @@
+/** Cookie name used when `cookieName` is not configured (the seed's name). */
+export const DEFAULT_COOKIE_NAME = 'session_id';
+
+/** Session lifetime used when `ttl` is not configured: 100 days, as in the seed. */
+export const DEFAULT_SESSION_TTL_MS = 100 * 24 * 60 * 60 * 1000;
+
+/** The longest value accepted as a session id; anything longer is rejected without a query. */
+export const MAX_SESSION_ID_LENGTH = 1024;
+
+/** Bytes of `crypto.randomBytes` behind every generated cookie value (256 bits). */
+export const SESSION_TOKEN_BYTES = 32;
+
+/** Metadata key set by `@Public()`; namespaced so it cannot collide with other libraries. */
+export const PUBLIC_ROUTE_KEY = 'SESSION:PUBLIC';
+
+/** The name the purge job is registered under in `SchedulerRegistry`. */
+export const SESSION_PURGE_JOB_NAME = 'nestjs-typeorm-session:purge';
+
+/** Default purge schedule: every 10 minutes. */
+export const DEFAULT_PURGE_CRON = '0 */10 * * * *';
+
+/** Default number of expired rows one purge statement deletes. */
+export const DEFAULT_PURGE_BATCH_SIZE = 5000;
+
+/** @internal Injection token of the resolved (defaults merged, validated) options. */
+export const SESSION_OPTIONS = Symbol('SESSION_OPTIONS');
+
+/** @internal Injection token aliasing the TypeORM `DataSource` that holds `sessions`. */
+export const SESSION_DATA_SOURCE = Symbol('SESSION_DATA_SOURCE');

@@ -1,0 +1,89 @@
+import { ConfigurableModuleBuilder } from '@nestjs/common';
+
+/** Cookie attributes of the session cookie set by `SessionCookies`. @publicApi */
+export interface SessionCookieOptions {
+  /** `Secure` attribute. Default: true, except when `NODE_ENV` is `development` or `test`. */
+  secure?: boolean;
+  /** `Domain` attribute. Default: none (host-only cookie). */
+  domain?: string;
+  /** `Path` attribute. Default: `/`. */
+  path?: string;
+  /** `SameSite` attribute. Default: `lax`. */
+  sameSite?: 'lax' | 'strict' | 'none';
+}
+
+/** Options of the purge cron. @publicApi */
+export interface SessionPurgeOptions {
+  /** Cron expression (with seconds). Default: every 10 minutes, `0 *\/10 * * * *`. */
+  cron?: string;
+  /** Most expired rows one statement deletes; each batch is its own transaction. Default: 5000. */
+  batchSize?: number;
+  /** A run stops starting new batches after this many ms. Default: no limit. */
+  maxDurationMs?: number;
+}
+
+/**
+ * Options of `SessionModule.forRoot()` / the factory of `forRootAsync()`. All optional.
+ * @publicApi
+ */
+export interface SessionModuleOptions {
+  /** Name of the session cookie. Default: `session_id`. */
+  cookieName?: string;
+  /** Session lifetime in ms. Default: 100 days. */
+  ttl?: number;
+  /**
+   * Store the SHA-256 digest of the cookie value instead of the value itself, so a
+   * read-only leak of the table lets no one in. Default: true. `false` stores cookie
+   * values as-is (compatible with an existing Platforma `sessions` table).
+   */
+  hashSessionIds?: boolean;
+  /**
+   * What `AuthGuard` attaches as `request.user`, given the session's user id
+   * (e.g. load the user entity). Returning null/undefined means the user is gone: 401.
+   * Default: `{ id: userId }`.
+   */
+  resolveUser?: (userId: string) => unknown | Promise<unknown>;
+  /** Attributes of the session cookie. */
+  cookie?: SessionCookieOptions;
+  /**
+   * Sliding expiry: when a session is used with less than half of `ttl` left, push
+   * `expires` to now + `ttl` and refresh the cookie. Default: false.
+   */
+  rolling?: boolean;
+  /** No session outlives `created + absoluteTimeout` ms, rolling or not. Default: none. */
+  absoluteTimeout?: number;
+  /** The expired-session purge cron; `false` disables it. Default: enabled with defaults. */
+  purge?: false | SessionPurgeOptions;
+}
+
+/**
+ * Settings that shape the module itself; with `forRootAsync` they sit beside the
+ * factory, not in what it returns.
+ * @publicApi
+ */
+export interface SessionModuleExtras {
+  /** Name of the TypeORM data source holding `sessions` (multi-connection apps). Default: the default one. */
+  dataSource?: string;
+  /** Register `AuthGuard` as a global `APP_GUARD` (exempt routes with `@Public()`). Default: false. */
+  globalGuard?: boolean;
+  /** Make `SessionService` and friends injectable everywhere without importing the module. Default: false. */
+  isGlobal?: boolean;
+}
+
+export const {
+  ConfigurableModuleClass,
+  MODULE_OPTIONS_TOKEN: SESSION_MODULE_OPTIONS,
+  OPTIONS_TYPE,
+  ASYNC_OPTIONS_TYPE,
+} = new ConfigurableModuleBuilder<SessionModuleOptions>({ moduleName: 'Session' })
+  .setClassMethodName('forRoot')
+  .setExtras<SessionModuleExtras>(
+    { dataSource: undefined, globalGuard: false, isGlobal: false },
+    (definition) => definition, // applied in SessionModule, which needs the extras to build its imports
+  )
+  .build();
+
+/** What `SessionModule.forRoot()` accepts. @publicApi */
+export type SessionModuleForRootOptions = typeof OPTIONS_TYPE;
+/** What `SessionModule.forRootAsync()` accepts. @publicApi */
+export type SessionModuleAsyncOptions = typeof ASYNC_OPTIONS_TYPE;

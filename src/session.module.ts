@@ -1,0 +1,64 @@
+import { DynamicModule, Module, Provider } from '@nestjs/common';
+import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
+import { SESSION_DATA_SOURCE, SESSION_OPTIONS } from './session.constants.js';
+import { Session } from './session.entity.js';
+import {
+  ConfigurableModuleClass,
+  SESSION_MODULE_OPTIONS,
+  type SessionModuleAsyncOptions,
+  type SessionModuleExtras,
+  type SessionModuleForRootOptions,
+  type SessionModuleOptions,
+} from './session.module-definition.js';
+import { resolveSessionOptions } from './session.options.js';
+import { SessionService } from './session.service.js';
+import { SessionStore } from './session.store.js';
+
+/** Providers every instance of the module has, whatever its options. */
+const SESSION_PROVIDERS: Provider[] = [
+  {
+    provide: SESSION_OPTIONS,
+    inject: [SESSION_MODULE_OPTIONS],
+    useFactory: (options: SessionModuleOptions) => resolveSessionOptions(options),
+  },
+  SessionStore,
+  SessionService,
+];
+
+/** What the module makes injectable in the importing module. */
+const SESSION_EXPORTS = [SessionService];
+
+/**
+ * Database-backed sessions on the app's existing TypeORM connection.
+ *
+ * ```ts
+ * imports: [TypeOrmModule.forRoot({ ... }), SessionModule.forRoot({ ttl: 7 * 86_400_000 })]
+ * ```
+ * @publicApi
+ */
+@Module({ providers: SESSION_PROVIDERS, exports: SESSION_EXPORTS })
+export class SessionModule extends ConfigurableModuleClass {
+  static forRoot(options: SessionModuleForRootOptions = {}): DynamicModule {
+    return applyExtras(super.forRoot(options), options);
+  }
+
+  static forRootAsync(options: SessionModuleAsyncOptions): DynamicModule {
+    return applyExtras(super.forRootAsync(options), options);
+  }
+}
+
+/**
+ * The one place the extras shape the module: which data source it binds to, whether
+ * it is global. (`@Module` metadata and the dynamic module's fields are merged by Nest.)
+ */
+function applyExtras(definition: DynamicModule, extras: SessionModuleExtras): DynamicModule {
+  return {
+    ...definition,
+    global: extras.isGlobal ?? false,
+    imports: [...(definition.imports ?? []), TypeOrmModule.forFeature([Session], extras.dataSource)],
+    providers: [
+      ...(definition.providers ?? []),
+      { provide: SESSION_DATA_SOURCE, useExisting: getDataSourceToken(extras.dataSource) },
+    ],
+  };
+}

@@ -1,0 +1,94 @@
+import {
+  DEFAULT_COOKIE_NAME,
+  DEFAULT_PURGE_BATCH_SIZE,
+  DEFAULT_PURGE_CRON,
+  DEFAULT_SESSION_TTL_MS,
+} from './session.constants.js';
+import { SessionConfigurationError } from './errors.js';
+import type { SessionModuleOptions } from './session.module-definition.js';
+
+/**
+ * @internal The options every provider injects: defaults merged once, checked once,
+ * so no provider re-derives a default.
+ */
+export interface ResolvedSessionOptions {
+  cookieName: string;
+  ttl: number;
+  hashSessionIds: boolean;
+  resolveUser: (userId: string) => unknown | Promise<unknown>;
+  cookie: { secure: boolean; domain?: string; path: string; sameSite: 'lax' | 'strict' | 'none' };
+  rolling: boolean;
+  absoluteTimeout: number | null;
+  purge: false | { cron: string; batchSize: number; maxDurationMs: number | null };
+}
+
+// RFC 6265 token: the characters a cookie name may use.
+const COOKIE_NAME_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function isPositiveInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+}
+
+const defaultResolveUser = (userId: string) => ({ id: userId });
+
+/** @internal Merges defaults into `options` and throws a `SessionConfigurationError` naming the fix. */
+export function resolveSessionOptions(
+  options: SessionModuleOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedSessionOptions {
+  const cookieName = options.cookieName ?? DEFAULT_COOKIE_NAME;
+  if (!COOKIE_NAME_PATTERN.test(cookieName)) {
+    throw new SessionConfigurationError(
+      `cookieName ${JSON.stringify(cookieName)} is not a valid cookie name: use letters, digits and !#$%&'*+-.^_\`|~ only.`,
+    );
+  }
+  const ttl = options.ttl ?? DEFAULT_SESSION_TTL_MS;
+  if (!isPositiveInteger(ttl)) {
+    throw new SessionConfigurationError(`ttl must be a positive whole number of milliseconds, got ${String(ttl)}.`);
+  }
+  const absoluteTimeout = options.absoluteTimeout ?? null;
+  if (absoluteTimeout !== null && !isPositiveInteger(absoluteTimeout)) {
+    throw new SessionConfigurationError(
+      `absoluteTimeout must be a positive whole number of milliseconds (or left out), got ${String(absoluteTimeout)}.`,
+    );
+  }
+  if (options.resolveUser !== undefined && typeof options.resolveUser !== 'function') {
+    throw new SessionConfigurationError('resolveUser must be a function (userId) => user | null.');
+  }
+  const sameSite = options.cookie?.sameSite ?? 'lax';
+  if (!['lax', 'strict', 'none'].includes(sameSite)) {
+    throw new SessionConfigurationError(`cookie.sameSite must be 'lax', 'strict' or 'none', got ${String(sameSite)}.`);
+  }
+  const nodeEnv = env.NODE_ENV;
+  const secure = options.cookie?.secure ?? !(nodeEnv === 'development' || nodeEnv === 'test');
+  if (sameSite === 'none' && !secure) {
+    throw new SessionConfigurationError(
+      "cookie.sameSite 'none' requires a Secure cookie (browsers drop it otherwise): set cookie.secure to true.",
+    );
+  }
+  return {
+    cookieName,
+    ttl,
+    hashSessionIds: options.hashSessionIds ?? true,
+    resolveUser: options.resolveUser ?? defaultResolveUser,
+    cookie: { secure, domain: options.cookie?.domain, path: options.cookie?.path ?? '/', sameSite },
+    rolling: options.rolling ?? false,
+    absoluteTimeout,
+    purge: resolvePurgeOptions(options.purge),
+  };
+}
+
+function resolvePurgeOptions(purge: SessionModuleOptions['purge']): ResolvedSessionOptions['purge'] {
+  if (purge === false) return false;
+  const batchSize = purge?.batchSize ?? DEFAULT_PURGE_BATCH_SIZE;
+  if (!isPositiveInteger(batchSize)) {
+    throw new SessionConfigurationError(`purge.batchSize must be a positive whole number, got ${String(batchSize)}.`);
+  }
+  const maxDurationMs = purge?.maxDurationMs ?? null;
+  if (maxDurationMs !== null && !isPositiveInteger(maxDurationMs)) {
+    throw new SessionConfigurationError(
+      `purge.maxDurationMs must be a positive whole number of milliseconds (or left out), got ${String(maxDurationMs)}.`,
+    );
+  }
+  return { cron: purge?.cron ?? DEFAULT_PURGE_CRON, batchSize, maxDurationMs };
+}

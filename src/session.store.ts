@@ -1,0 +1,168 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import { SESSION_DATA_SOURCE } from './session.constants.js';
+import { Session } from './session.entity.js';
+
+/** @internal A row as the queries below return it. */
+interface SessionRow {
+  id: string;
+  user: string;
+  created: Date;
+  expires: Date;
+}
+
+/** @internal What the guard's lookup returns: the row and the database's clock. */
+export interface SessionLookup {
+  session: Session;
+  databaseNow: Date;
+}
+
+const COLUMNS = `id, "user", created, expires`;
+
+/**
+ * @internal All SQL of the package in one place. Queries are plain parameterised SQL
+ * (no query builder on the hot path) and run as single statements, so they are
+ * atomic without explicit transactions and behave the same behind PgBouncer and
+ * on PGlite. Every time comparison uses the database clock (`now()`), so the app
+ * server's clock and time zone never decide whether a session is live.
+ */
+@Injectable()
+export class SessionStore {
+  /** Schema-qualified, quoted table name, read from the entity metadata once. */
+  private readonly table: string;
+
+  constructor(@Inject(SESSION_DATA_SOURCE) readonly dataSource: DataSource) {
+    const metadata = dataSource.getMetadata(Session);
+    const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+    this.table = metadata.schema
+      ? `${quote(metadata.schema)}.${quote(metadata.tableName)}`
+      : quote(metadata.tableName);
+  }
+
+  /** The quoted table name, for the purge and the startup check. */
+  get tableName(): string {
+    return this.table;
+  }
+
+  async insert(row: SessionRow): Promise<void> {
+    await this.dataSource.query(`INSERT INTO ${this.table} (${COLUMNS}) VALUES ($1, $2, $3, $4)`, [
+      row.id,
+      row.user,
+      row.created,
+      row.expires,
+    ]);
+  }
+
+  /** Inserts a session created now (database clock) living `ttlMs`, capped at `maxLifetimeMs`. */
+  async insertNow(id: string, user: string, ttlMs: number, maxLifetimeMs: number | null): Promise<Session> {
+    const rows: SessionRow[] = await this.dataSource.query(
+      `INSERT INTO ${this.table} (${COLUMNS})
+       VALUES ($1, $2, now(), now() + LEAST($3::float8, $4::float8) * interval '1 millisecond')
+       RETURNING ${COLUMNS}`,
+      [id, user, ttlMs, maxLifetimeMs ?? ttlMs],
+    );
+    return toSession(rows[0]);
+  }
+
+  async findById(id: string): Promise<Session | null> {
+    const rows: SessionRow[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM ${this.table} WHERE id = $1`, [id]);
+    return rows.length ? toSession(rows[0]) : null;
+  }
+
+  /** The guard's one primary-key lookup: the row (live or not) and the database's `now()`. */
+  async lookup(id: string): Promise<SessionLookup | null> {
+    const rows: (SessionRow & { now: Date })[] = await this.dataSource.query(
+      `SELECT ${COLUMNS}, now() AS "now" FROM ${this.table} WHERE id = $1`,
+      [id],
+    );
+    return rows.length ? { session: toSession(rows[0]), databaseNow: rows[0].now } : null;
+  }
+
+  /** The user of a live session, or null. */
+  async findLiveUser(id: string, maxLifetimeMs: number | null): Promise<string | null> {
+    const rows: { user: string }[] = await this.dataSource.query(
+      `SELECT "user" FROM ${this.table} WHERE id = $1 AND expires > now() ${liveCreatedClause(maxLifetimeMs, 2)}`,
+      maxLifetimeMs === null ? [id] : [id, maxLifetimeMs],
+    );
+    return rows.length ? rows[0].user : null;
+  }
+
+  /** A user's live sessions, newest first; `limit` caps how many. */
+  async findLiveByUser(user: string, maxLifetimeMs: number | null, limit: number | null): Promise<Session[]> {
+    const params: unknown[] = [user];
+    if (maxLifetimeMs !== null) params.push(maxLifetimeMs);
+    const limitClause = limit === null ? '' : `LIMIT ${Math.trunc(limit)}`;
+    const rows: SessionRow[] = await this.dataSource.query(
+      `SELECT ${COLUMNS} FROM ${this.table}
+       WHERE "user" = $1 AND expires > now() ${liveCreatedClause(maxLifetimeMs, 2)}
+       ORDER BY created DESC, id ${limitClause}`,
+      params,
+    );
+    return rows.map(toSession);
+  }
+
+  /** Pushes `expires` to now + `ttlMs` (never past `created + maxLifetimeMs`); returns the new expiry. */
+  async extend(id: string, ttlMs: number, maxLifetimeMs: number | null): Promise<Date | null> {
+    const rows: { expires: Date }[] = await this.dataSource.query(
+      `UPDATE ${this.table}
+       SET expires = LEAST(now() + $2::float8 * interval '1 millisecond',
+                           created + $3::float8 * interval '1 millisecond')
+       WHERE id = $1 AND expires > now()
+       RETURNING expires`,
+      [id, ttlMs, maxLifetimeMs ?? Number.MAX_SAFE_INTEGER],
+    );
+    return rows.length ? rows[0].expires : null;
+  }
+
+  /**
+   * Atomically replaces live session `oldId` by `newId` (same user, created and
+   * expires). Concurrent rotations of one id: exactly one wins, the others get null.
+   */
+  async replaceId(oldId: string, newId: string): Promise<Session | null> {
+    const rows: SessionRow[] = await this.dataSource.query(
+      `WITH old AS (DELETE FROM ${this.table} WHERE id = $1 AND expires > now() RETURNING "user", created, expires)
+       INSERT INTO ${this.table} (${COLUMNS}) SELECT $2, "user", created, expires FROM old
+       RETURNING ${COLUMNS}`,
+      [oldId, newId],
+    );
+    return rows.length ? toSession(rows[0]) : null;
+  }
+
+  async deleteById(id: string): Promise<number> {
+    return this.countDeleted(`DELETE FROM ${this.table} WHERE id = $1 RETURNING 1`, [id]);
+  }
+
+  async deleteByUser(user: string): Promise<number> {
+    return this.countDeleted(`DELETE FROM ${this.table} WHERE "user" = $1 RETURNING 1`, [user]);
+  }
+
+  async deleteByUserExcept(user: string, keepId: string | null): Promise<number> {
+    return this.countDeleted(
+      `DELETE FROM ${this.table} WHERE "user" = $1 AND id IS DISTINCT FROM $2 RETURNING 1`,
+      [user, keepId],
+    );
+  }
+
+  /** Counted in SQL: drivers disagree on how they report affected rows (pg vs PGlite). */
+  private async countDeleted(deleteReturning: string, params: unknown[]): Promise<number> {
+    const rows: { deleted: number }[] = await this.dataSource.query(
+      `WITH d AS (${deleteReturning}) SELECT count(*)::int AS deleted FROM d`,
+      params,
+    );
+    return rows[0].deleted;
+  }
+}
+
+/** With an absolute timeout, `AND created > now() - max` (parameter number `param`); else nothing. */
+function liveCreatedClause(maxLifetimeMs: number | null, param: number): string {
+  return maxLifetimeMs === null ? '' : `AND created > now() - $${param}::float8 * interval '1 millisecond'`;
+}
+
+function toSession(row: SessionRow): Session {
+  const session = new Session();
+  session.id = row.id;
+  session.user = row.user;
+  session.created = new Date(row.created);
+  session.expires = new Date(row.expires);
+  return session;
+}

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { DataSourceOptions } from 'typeorm';
+import { PGliteDriver } from 'typeorm-pglite';
+
+/**
+ * The real databases every suite runs on: embedded PGlite always, and the
+ * PostgreSQL server at DATABASE_URL when it is set (required under CI=true).
+ * Each `open()` gives a fresh, empty database, so spec files run in any order.
+ */
+export interface TestDatabase {
+  /** 'postgres' or 'pglite', for test titles. */
+  readonly kind: 'postgres' | 'pglite';
+  /** Creates an empty database and returns TypeORM options pointing at it. */
+  open(): Promise<OpenDatabase>;
+}
+
+export interface OpenDatabase {
+  /** Options to spread into `TypeOrmModule.forRoot` / `new DataSource`. */
+  readonly options: DataSourceOptions;
+  /** Connection string of the database (PostgreSQL only). */
+  readonly url: string | null;
+  /** Drops the database (PostgreSQL) — call after every DataSource on it is destroyed. */
+  dispose(): Promise<void>;
+}
+
+export const POSTGRES_URL = process.env.DATABASE_URL ?? null;
+
+if (process.env.CI === 'true' && !POSTGRES_URL) {
+  throw new Error('CI=true but DATABASE_URL is not set: the real-PostgreSQL tests must not be skipped.');
+}
+
+const pglite: TestDatabase = {
+  kind: 'pglite',
+  async open() {
+    // typeorm-pglite keeps one in-memory instance per module registry, closed (and so
+    // emptied) when the DataSource using it is destroyed.
+    return {
+      options: { type: 'postgres', driver: new PGliteDriver().driver },
+      url: null,
+      dispose: async () => undefined,
+    };
+  },
+};
+
+/** A PostgreSQL server reachable at `serverUrl`; each open() creates a new database on it. */
+export function postgresAt(serverUrl: string): TestDatabase {
+  return {
+    kind: 'postgres',
+    async open() {
+      const name = `nts_${randomBytes(6).toString('hex')}`;
+      await withAdminClient(serverUrl, (client) => client.query(`CREATE DATABASE ${name}`));
+      const url = new URL(serverUrl);
+      url.pathname = `/${name}`;
+      return {
+        options: { type: 'postgres', url: url.toString() },
+        url: url.toString(),
+        dispose: () => withAdminClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)),
+      };
+    },
+  };
+}
+
+async function withAdminClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The databases to run on, for `describe.each(TEST_DATABASES)('... on %s', ...)`. */
+export const TEST_DATABASES: [string, TestDatabase][] = [
+  ['pglite', pglite],
+  ...(POSTGRES_URL ? [['postgres', postgresAt(POSTGRES_URL)] as [string, TestDatabase]] : []),
+];
+
+/** Only the PostgreSQL server (for multi-connection cases PGlite cannot host). */
+export const POSTGRES_ONLY: [string, TestDatabase][] = TEST_DATABASES.filter(([, db]) => db.kind === 'postgres');
