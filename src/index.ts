@@ -11,6 +11,9 @@ export type {
 export { SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 export { Session } from './session.entity.js';
 export { SessionService } from './session.service.js';
+export { AuthGuard } from './auth.guard.js';
+export { SessionCookies } from './session-cookies.js';
+export { SessionPurgeService } from './session-purge.service.js';
 export type { IssuedSession, SessionValidation } from './session.service.js';
 export { CreateSessionsTable1770095236000, sessionMigrations } from './migrations/index.js';
 export { DuplicateSessionError, InvalidSessionError, SessionConfigurationError } from './errors.js';

@@ -1,5 +1,9 @@
 import { DynamicModule, Module, Provider } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
+import { AuthGuard } from './auth.guard.js';
+import { SessionCookies } from './session-cookies.js';
+import { SessionPurgeService } from './session-purge.service.js';
 import { SESSION_DATA_SOURCE, SESSION_OPTIONS } from './session.constants.js';
 import { Session } from './session.entity.js';
 import {
@@ -23,10 +27,13 @@ const SESSION_PROVIDERS: Provider[] = [
   },
   SessionStore,
   SessionService,
+  AuthGuard,
+  SessionCookies,
+  SessionPurgeService,
 ];
 
 /** What the module makes injectable in the importing module. */
-const SESSION_EXPORTS = [SessionService];
+const SESSION_EXPORTS = [SessionService, AuthGuard, SessionCookies, SessionPurgeService];
 
 /**
  * Database-backed sessions on the app's existing TypeORM connection.
@@ -49,7 +56,7 @@ export class SessionModule extends ConfigurableModuleClass {
 
 /**
  * The one place the extras shape the module: which data source it binds to, whether
- * it is global. (`@Module` metadata and the dynamic module's fields are merged by Nest.)
+ * it is global, whether `AuthGuard` guards every route. (`@Module` metadata and the dynamic module's fields are merged by Nest.)
  */
 function applyExtras(definition: DynamicModule, extras: SessionModuleExtras): DynamicModule {
   return {
@@ -59,6 +66,7 @@ function applyExtras(definition: DynamicModule, extras: SessionModuleExtras): Dy
     providers: [
       ...(definition.providers ?? []),
       { provide: SESSION_DATA_SOURCE, useExisting: getDataSourceToken(extras.dataSource) },
+      ...(extras.globalGuard ? [{ provide: APP_GUARD, useExisting: AuthGuard }] : []),
     ],
   };
 }

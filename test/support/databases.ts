@@ -55,7 +55,9 @@ export function postgresAt(serverUrl: string): TestDatabase {
       return {
         options: { type: 'postgres', url: url.toString() },
         url: url.toString(),
-        dispose: () => withAdminClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)),
+        dispose: async () => {
+          await withAdminClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+        },
       };
     },
   };
