@@ -1,12 +1,92 @@
-import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import {
+  type CanActivate,
+  type ExecutionContext,
+  HttpException,
+  Inject,
+  Injectable,
+  Logger,
+  ServiceUnavailableException,
+  UnauthorizedException,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { describeDatabaseError } from './errors.js';
+import { PUBLIC_ROUTE_KEY, SESSION_OPTIONS } from './session.constants.js';
+import { CURRENT_SESSION_KEY, type SessionRequest } from './session.decorators.js';
+import type { ResolvedSessionOptions } from './session.options.js';
+import { SessionService, type SessionValidation } from './session.service.js';
+import { type SessionCookieResponse, SessionCookies } from './session-cookies.js';
+import { readSingleCookieValue } from './session-cookie-header.js';
 
 /**
- * Turns the session cookie into `request.user`. (Being built in issue 3.)
+ * Lets a request through only with a live session cookie, and attaches the user
+ * (`request.user`, `@CurrentUser()`) and the session (`@CurrentSession()`).
+ * Use it with `@UseGuards(AuthGuard)`, or everywhere with `globalGuard: true`
+ * (exempt routes with `@Public()`).
+ *
+ * - 401 `UnauthorizedException`: no cookie, an ambiguous one (sent twice with
+ *   different values), malformed, unknown or expired (an expired session is
+ *   deleted), or `resolveUser` returned null/undefined. The handler never runs.
+ * - 503 `ServiceUnavailableException`: the session lookup failed (database down or
+ *   erroring). Not a 401, which would make clients drop a session that is still
+ *   valid. The cause is logged (never the cookie value), the body says nothing.
+ * - `resolveUser` throwing: an `HttpException` it throws is answered as-is (say a
+ *   403 for a banned user); any other error is a 503 like a session-store failure
+ *   (typically the users table being unreachable), logged the same way.
+ *
+ * One primary-key query per request; with `rolling`, a write at most once per
+ * half-`ttl` per session, and then the cookie is refreshed on the response.
  * @publicApi
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
-  canActivate(_context: ExecutionContext): Promise<boolean> {
-    throw new Error('AuthGuard is not implemented yet');
+  private readonly logger = new Logger('AuthGuard');
+  private readonly cookieName: string;
+  private readonly resolveUser: ResolvedSessionOptions['resolveUser'];
+
+  constructor(
+    @Inject(SessionService) private readonly sessions: SessionService,
+    @Inject(SessionCookies) private readonly cookies: SessionCookies,
+    @Inject(Reflector) private readonly reflector: Reflector,
+    @Inject(SESSION_OPTIONS) options: ResolvedSessionOptions,
+  ) {
+    this.cookieName = options.cookieName;
+    this.resolveUser = options.resolveUser;
+  }
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE_KEY, [context.getHandler(), context.getClass()])) {
+      return true;
+    }
+    const http = context.switchToHttp();
+    const request = http.getRequest<SessionRequest>();
+    const cookieValue = readSingleCookieValue(request.headers?.cookie, this.cookieName);
+    if (cookieValue === undefined) throw new UnauthorizedException();
+
+    let validation: SessionValidation;
+    try {
+      validation = await this.sessions.validate(cookieValue);
+    } catch (error) {
+      this.logger.error(`Session lookup failed, answering 503: ${describeDatabaseError(error)}`);
+      throw new ServiceUnavailableException();
+    }
+    if (!validation.valid) throw new UnauthorizedException();
+    const { session, renewedExpires } = validation;
+
+    let user: unknown;
+    try {
+      user = await this.resolveUser(session.user);
+    } catch (error) {
+      if (error instanceof HttpException) throw error;
+      this.logger.error(`resolveUser failed, answering 503: ${describeDatabaseError(error)}`);
+      throw new ServiceUnavailableException();
+    }
+    if (user === null || user === undefined) throw new UnauthorizedException();
+
+    request.user = user;
+    request[CURRENT_SESSION_KEY] = session;
+    if (renewedExpires !== null) {
+      this.cookies.setCookie(http.getResponse<SessionCookieResponse>(), cookieValue, renewedExpires);
+    }
+    return true;
   }
 }

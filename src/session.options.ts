@@ -25,6 +25,9 @@ export interface ResolvedSessionOptions {
 // RFC 6265 token: the characters a cookie name may use.
 const COOKIE_NAME_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+// Cookie attribute values (RFC 6265 av-octet): printable ASCII except `;`.
+const COOKIE_ATTRIBUTE_PATTERN = /^[\x20-\x3A\x3C-\x7E]+$/;
+
 function isPositiveInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
 }
@@ -58,6 +61,15 @@ export function resolveSessionOptions(
   const sameSite = options.cookie?.sameSite ?? 'lax';
   if (!['lax', 'strict', 'none'].includes(sameSite)) {
     throw new SessionConfigurationError(`cookie.sameSite must be 'lax', 'strict' or 'none', got ${String(sameSite)}.`);
+  }
+  for (const attribute of ['domain', 'path'] as const) {
+    const value = options.cookie?.[attribute];
+    // A `;` or control character would end the attribute and smuggle others into Set-Cookie.
+    if (value !== undefined && (typeof value !== 'string' || !COOKIE_ATTRIBUTE_PATTERN.test(value))) {
+      throw new SessionConfigurationError(
+        `cookie.${attribute} ${JSON.stringify(value)} is not a valid cookie attribute: use printable characters other than ';'.`,
+      );
+    }
   }
   const nodeEnv = env.NODE_ENV;
   const secure = options.cookie?.secure ?? !(nodeEnv === 'development' || nodeEnv === 'test');

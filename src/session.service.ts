@@ -202,17 +202,18 @@ export class SessionService implements OnApplicationBootstrap {
     const { session, databaseNow } = found;
     const now = databaseNow.getTime();
     const { absoluteTimeout, rolling, ttl } = this.options;
-    const deadline =
-      absoluteTimeout === null
-        ? session.expires.getTime()
-        : Math.min(session.expires.getTime(), session.created.getTime() + absoluteTimeout);
+    const expires = session.expires.getTime();
+    const cap = absoluteTimeout === null ? Infinity : session.created.getTime() + absoluteTimeout;
+    const deadline = Math.min(expires, cap);
     if (deadline <= now) {
       await this.store.deleteById(id);
       return INVALID;
     }
-    if (rolling && deadline - now < ttl / 2) {
+    // `expires < cap`: once the absolute cap is the deadline, an UPDATE could not move
+    // it, so skipping it keeps the last stretch write-free instead of a write per request.
+    if (rolling && expires < cap && deadline - now < ttl / 2) {
       const renewedExpires = await this.store.extend(id, ttl, absoluteTimeout);
-      if (renewedExpires && renewedExpires.getTime() > session.expires.getTime()) {
+      if (renewedExpires && renewedExpires.getTime() > expires) {
         session.expires = renewedExpires;
         return { valid: true, session, renewedExpires };
       }
