@@ -184,7 +184,19 @@ describe.each(TEST_DATABASES)('SessionService on %s', (_label, database) => {
         return original(sql, params);
       }) as DataSource['query'];
       try {
-        for (const bad of ['', 'x'.repeat(1025), 'a b', 'semi;colon', 'quo"te', 'nul\0', 'é', undefined, null, 42, {}]) {
+        for (const bad of [
+          '',
+          'x'.repeat(1025),
+          'a b',
+          'semi;colon',
+          'quo"te',
+          'nul\0',
+          'é',
+          undefined,
+          null,
+          42,
+          {},
+        ]) {
           expect(await sessions.get(bad as string)).toBeNull();
           expect(await sessions.getUserIdFromSessionId(bad as string)).toBeNull();
           await sessions.deleteSession(bad as string);
@@ -214,7 +226,7 @@ describe.each(TEST_DATABASES)('SessionService on %s', (_label, database) => {
       expect(await sessions.getUserIdFromSessionId(cookieValue)).toBe('user-1');
     });
 
-    it('reads a session a Platforma app wrote (UUID id) ', async () => {
+    it('reads a session a Platforma app wrote (UUID id)', async () => {
       const id = '3f0c2a7e-8d6b-4b6e-9a53-1f2b0c9d8e7a';
       await dataSource.query(
         `INSERT INTO sessions (id, "user", created, expires) VALUES ($1, 'go-user', now(), now() + interval '1 day')`,

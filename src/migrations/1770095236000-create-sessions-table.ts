@@ -29,7 +29,10 @@ export class CreateSessionsTable1770095236000 implements MigrationInterface {
       }),
     );
     await queryRunner.createIndex('sessions', new TableIndex({ name: 'IDX_sessions_user', columnNames: ['user'] }));
-    await queryRunner.createIndex('sessions', new TableIndex({ name: 'IDX_sessions_expires', columnNames: ['expires'] }));
+    await queryRunner.createIndex(
+      'sessions',
+      new TableIndex({ name: 'IDX_sessions_expires', columnNames: ['expires'] }),
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
@@ -38,4 +41,3 @@ export class CreateSessionsTable1770095236000 implements MigrationInterface {
     await queryRunner.dropTable('sessions');
   }
 }
-

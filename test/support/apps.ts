@@ -26,6 +26,10 @@ export async function compileSessionModule(
 ): Promise<TestingModule> {
   return Test.createTestingModule({
     ...metadata,
-    imports: [typeOrmRoot(database), SessionModule.forRoot({ purge: false, ...sessionOptions }), ...(metadata.imports ?? [])],
+    imports: [
+      typeOrmRoot(database),
+      SessionModule.forRoot({ purge: false, ...sessionOptions }),
+      ...(metadata.imports ?? []),
+    ],
   }).compile();
 }
