@@ -32,8 +32,12 @@ const SESSION_PROVIDERS: Provider[] = [
   SessionPurgeService,
 ];
 
-/** What the module makes injectable in the importing module. */
-const SESSION_EXPORTS = [SessionService, AuthGuard, SessionCookies, SessionPurgeService];
+/**
+ * What the module makes injectable in the importing module. `SESSION_OPTIONS` too:
+ * `@UseGuards(AuthGuard)` instantiates the guard in the controller's module, which
+ * must be able to resolve every guard dependency (the token itself stays internal).
+ */
+const SESSION_EXPORTS = [SessionService, AuthGuard, SessionCookies, SessionPurgeService, SESSION_OPTIONS];
 
 /**
  * Database-backed sessions on the app's existing TypeORM connection.
