@@ -1,0 +1,100 @@
+import autocannon from 'autocannon';
+
+/** What one load run measured. Latencies in milliseconds. */
+export interface LoadResult {
+  /** 2xx responses per second over the run. */
+  requestsPerSecond: number;
+  /** 2xx responses in all. */
+  responses: number;
+  /** Exact percentiles of the 2xx response times (null when not recorded). */
+  p50: number | null;
+  p99: number | null;
+  /** Non-2xx responses, connection errors and timeouts: any of them spoils the run. */
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  /** Seconds the run lasted. */
+  seconds: number;
+}
+
+export interface LoadOptions {
+  port: number;
+  connections: number;
+  /** Seconds to run; ignored when `amount` is set. Use `stopWhen` to end early. */
+  duration?: number;
+  /** Total requests to send instead of a duration. */
+  amount?: number;
+  /** `Cookie` header values, used in turn across all connections. */
+  cookies: string[];
+  /** Keep every response time for exact percentiles (off for very long runs). */
+  recordLatencies?: boolean;
+  /** Ends the run as soon as this promise settles. */
+  stopWhen?: Promise<unknown>;
+}
+
+/**
+ * Drives `GET /me` with autocannon in this process. One shared counter picks the
+ * cookie of each request, so consecutive requests (on whatever connection) carry
+ * different sessions and every session is used in turn: no connection hammers one row.
+ * Percentiles are computed from every response time (autocannon's own histogram
+ * rounds to whole milliseconds, too coarse for a p50 ratio).
+ */
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const { cookies } = options;
+  if (cookies.length === 0) throw new Error('runLoad needs at least one cookie');
+  let next = 0;
+  const latencies: number[] = [];
+  const record = options.recordLatencies ?? true;
+  let finish!: (outcome: { error: unknown; result?: autocannon.Result }) => void;
+  const finished = new Promise<{ error: unknown; result?: autocannon.Result }>((resolve) => (finish = resolve));
+  const instance = autocannon({
+    url: `http://127.0.0.1:${options.port}`,
+    connections: options.connections,
+    ...(options.amount ? { amount: options.amount } : { duration: options.duration ?? 10 }),
+    requests: [
+      {
+        method: 'GET',
+        path: '/me',
+        setupRequest: (request) => {
+          request.headers = { cookie: cookies[next] };
+          next = next + 1 === cookies.length ? 0 : next + 1;
+          return request;
+        },
+      },
+    ],
+  }, (error: unknown, result: autocannon.Result) => finish({ error, result }));
+  if (record) {
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
+    });
+  }
+  void options.stopWhen?.finally(() => instance.stop());
+  const { error, result } = await finished;
+  if (error || !result) throw error ?? new Error('autocannon gave no result');
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    requestsPerSecond: result.duration > 0 ? result['2xx'] / result.duration : 0,
+    responses: result['2xx'],
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    seconds: result.duration,
+  };
+}
+
+/** Nearest-rank percentile of ascending `sorted`, or null when empty. */
+function percentile(sorted: Float64Array, p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** Why a run cannot be trusted, or null when it can. */
+export function spoiled(result: LoadResult): string | null {
+  if (result.responses === 0) return 'no 2xx response';
+  if (result.non2xx || result.errors || result.timeouts) {
+    return `${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`;
+  }
+  return null;
+}

@@ -1,0 +1,122 @@
+/**
+ * `npm run bench`: the four apps of issue 6 against one PostgreSQL, one at a time,
+ * each checked, warmed up and measured with the same load. See bench/README.md.
+ */
+import { APPS, AppProcess, type BenchApp } from './app-process.js';
+import { checkApp } from './check.js';
+import { BenchDatabase } from './database.js';
+import { runLoad, spoiled, type LoadResult } from './load.js';
+import { COMMON_USAGE, count, parseFlags } from './options.js';
+import {
+  describeEnvironment,
+  environmentLine,
+  formatNumber,
+  table,
+  type TargetCheck,
+  targetLines,
+  writeJson,
+} from './report.js';
+
+const USAGE = `npm run bench -- [flags]
+  --rows N            rows in each sessions table (default 100000; smoke 2000), e.g. --rows 1m
+  --apps LIST         which apps to run, e.g. 2,3 (default 1,2,3,4)
+${COMMON_USAGE}`;
+
+interface AppResult extends LoadResult {
+  number: number;
+  label: string;
+}
+
+const { settings, values } = parseFlags(process.argv.slice(2), { rows: { type: 'string' }, apps: { type: 'string' } }, USAGE);
+const rows = count(values.rows, settings.smoke ? 2000 : 100_000, 'rows');
+if (rows < settings.cookies) throw new Error(`--rows (${rows}) must be at least --cookies (${settings.cookies})`);
+const apps = selectApps(values.apps);
+const log = (line: string) => console.log(line);
+
+const database = await BenchDatabase.create(settings.serverUrl, settings.databaseName);
+const environment = await describeEnvironment(await database.serverVersion());
+log(`machine: ${environmentLine(environment)}`);
+log(
+  `load: ${settings.connections} connections, ${settings.warmup} s warm-up + ${settings.duration} s per app; ` +
+    `${rows.toLocaleString('en-US')} rows per table, requests rotating over ${settings.cookies.toLocaleString('en-US')} sessions`,
+);
+
+const results: AppResult[] = [];
+try {
+  const valid = await database.addValidSessions(settings.cookies);
+  await database.addLiveFiller(rows - settings.cookies, true, log);
+  await database.settle();
+
+  for (const app of apps) {
+    const cookies = app.cookies === 'package' ? valid.packageCookies : valid.expressCookies;
+    await database.checkpoint();
+    const running = await AppProcess.start(app, database.url, { nodeFlags: settings.appNodeFlags });
+    try {
+      await checkApp(app, running.port, cookies[0], valid.users[0]);
+      await runLoad({ port: running.port, connections: settings.connections, duration: settings.warmup, cookies, recordLatencies: false });
+      const result = await runLoad({ port: running.port, connections: settings.connections, duration: settings.duration, cookies });
+      const problem = spoiled(result);
+      if (problem) throw new Error(`app ${app.number} (${app.label}): ${problem} during the measurement`);
+      results.push({ number: app.number, label: app.label, ...result });
+      log(`  ${app.number} ${app.label}: ${formatNumber(result.requestsPerSecond)} req/s, p50 ${formatNumber(result.p50, 2)} ms, p99 ${formatNumber(result.p99, 2)} ms`);
+    } finally {
+      await running.stop();
+    }
+  }
+} finally {
+  await database.close();
+}
+
+const byNumber = (n: number) => results.find((result) => result.number === n)?.requestsPerSecond ?? null;
+const ratio = (a: number | null, b: number | null) => (a !== null && b ? a / b : null);
+const ratio32 = ratio(byNumber(3), byNumber(2));
+const ratio34 = ratio(byNumber(3), byNumber(4));
+const targets: TargetCheck[] = [
+  { name: 'ratio 3/2 (package vs raw pg floor)', value: ratio32, target: '>= 0.95', met: ratio32 === null ? null : ratio32 >= 0.95 },
+  { name: 'ratio 3/4 (package vs express-session)', value: ratio34, target: '>= 2', met: ratio34 === null ? null : ratio34 >= 2 },
+];
+
+log('');
+log(
+  table(
+    ['app', 'req/s', 'p50 ms', 'p99 ms'],
+    results.map((result) => [
+      `${result.number} ${result.label}`,
+      formatNumber(result.requestsPerSecond),
+      formatNumber(result.p50, 2),
+      formatNumber(result.p99, 2),
+    ]),
+  ),
+);
+log('');
+log(targetLines(targets));
+
+if (settings.jsonFile) {
+  await writeJson(settings.jsonFile, {
+    benchmark: 'guard',
+    environment,
+    settings: { connections: settings.connections, warmupSeconds: settings.warmup, durationSeconds: settings.duration, rows, cookies: settings.cookies },
+    apps: results,
+    ratios: { '3/2': ratio32, '3/4': ratio34 },
+    targets,
+  });
+  log(`\nwrote ${settings.jsonFile}`);
+}
+
+// Numbers came out for every app, or the run failed (the smoke test's assertion).
+const missing = apps.filter((app) => {
+  const result = results.find((r) => r.number === app.number);
+  return !result || !(result.requestsPerSecond > 0) || result.p50 === null || result.p99 === null;
+});
+if (missing.length) {
+  console.error(`no numbers for app(s) ${missing.map((app) => app.number).join(', ')}`);
+  process.exitCode = 1;
+}
+
+function selectApps(list: unknown): BenchApp[] {
+  if (list === undefined) return APPS;
+  const numbers = String(list).split(',').map((item) => Number(item.trim()));
+  const chosen = APPS.filter((app) => numbers.includes(app.number));
+  if (chosen.length !== numbers.length) throw new Error(`--apps takes numbers from 1 to 4, got ${String(list)}`);
+  return chosen;
+}
