@@ -47,11 +47,11 @@ export const HTTP_PLATFORMS: [string, HttpPlatform][] = [
 ];
 
 /**
- * Login, logout and rotation as an app writes them (the README's controller).
- * `@Public()` on the class: it is reachable without a session under a global
- * guard; the handlers that need one say so with `@UseGuards(AuthGuard)`.
+ * Login, logout and rotation as an app writes them with `globalGuard: true` (the
+ * README's controller): login and logout are `@Public()`, the rest needs a session.
+ * (`@Public()` goes on handlers: on the class it would also exempt a handler's own
+ * `@UseGuards(AuthGuard)`, since `getAllAndOverride` reads the class when the handler says nothing.)
  */
-@Public()
 @Controller('auth')
 export class AuthFixtureController {
   constructor(
@@ -59,6 +59,7 @@ export class AuthFixtureController {
     @Inject(SessionService) private readonly sessions: SessionService,
   ) {}
 
+  @Public()
   @Post('login')
   @HttpCode(200)
   async login(@Body() body: { userId: string }, @Res({ passthrough: true }) response: SessionCookieResponse) {
@@ -66,6 +67,7 @@ export class AuthFixtureController {
     return { ok: true };
   }
 
+  @Public()
   @Post('logout')
   @HttpCode(200)
   async logout(@Req() request: SessionRequest, @Res({ passthrough: true }) response: SessionCookieResponse) {
@@ -75,14 +77,12 @@ export class AuthFixtureController {
 
   @Post('logout-everywhere')
   @HttpCode(200)
-  @UseGuards(AuthGuard)
   async logoutEverywhere(@Req() request: SessionRequest, @Res({ passthrough: true }) response: SessionCookieResponse) {
     return { deleted: await this.cookies.logoutEverywhere(request, response) };
   }
 
   @Post('rotate')
   @HttpCode(200)
-  @UseGuards(AuthGuard)
   async rotate(@Req() request: SessionRequest, @Res({ passthrough: true }) response: SessionCookieResponse) {
     const rotated = await this.cookies.rotate(request, response);
     return { rotated: rotated !== null };
