@@ -14,4 +14,7 @@ export default {
   },
   testMatch: ['<rootDir>/test/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'],
   testTimeout: 30000,
+  // One PgBouncer (transaction pooling) for the run, when installed: see test/support/pgbouncer.ts.
+  globalSetup: '<rootDir>/test/support/pgbouncer.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
 };

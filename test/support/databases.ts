@@ -11,6 +11,8 @@ import { PGliteDriver } from 'typeorm-pglite';
 export interface TestDatabase {
   /** 'postgres' or 'pglite', for test titles. */
   readonly kind: 'postgres' | 'pglite';
+  /** Set when connections go through a pooler (PgBouncer, transaction mode) instead of straight to the server. */
+  readonly pooler?: 'pgbouncer';
   /** Creates an empty database and returns TypeORM options pointing at it. */
   open(): Promise<OpenDatabase>;
 }
@@ -30,6 +32,16 @@ if (process.env.CI === 'true' && !POSTGRES_URL) {
   throw new Error('CI=true but DATABASE_URL is not set: the real-PostgreSQL tests must not be skipped.');
 }
 
+/**
+ * PgBouncer in transaction pooling mode in front of DATABASE_URL, started by the
+ * jest global setup (test/support/pgbouncer.ts) when `pgbouncer` is installed.
+ */
+export const PGBOUNCER_URL = process.env.PGBOUNCER_URL ?? null;
+
+if (process.env.CI === 'true' && POSTGRES_URL && !PGBOUNCER_URL) {
+  throw new Error('CI=true but PGBOUNCER_URL is not set: the runs through PgBouncer must not be skipped.');
+}
+
 const pglite: TestDatabase = {
   kind: 'pglite',
   async open() {
@@ -43,14 +55,19 @@ const pglite: TestDatabase = {
   },
 };
 
-/** A PostgreSQL server reachable at `serverUrl`; each open() creates a new database on it. */
-export function postgresAt(serverUrl: string): TestDatabase {
+/**
+ * A PostgreSQL server reachable at `serverUrl`; each open() creates a new database on
+ * it. With `poolerUrl` (a PgBouncer in front of that server) the database is created
+ * and dropped on the server directly, and the app connects through the pooler.
+ */
+export function postgresAt(serverUrl: string, poolerUrl?: string): TestDatabase {
   return {
     kind: 'postgres',
+    ...(poolerUrl ? { pooler: 'pgbouncer' as const } : {}),
     async open() {
       const name = `nts_${randomBytes(6).toString('hex')}`;
       await withAdminClient(serverUrl, (client) => client.query(`CREATE DATABASE ${name}`));
-      const url = new URL(serverUrl);
+      const url = new URL(poolerUrl ?? serverUrl);
       url.pathname = `/${name}`;
       return {
         options: { type: 'postgres', url: url.toString() },
@@ -77,7 +94,10 @@ async function withAdminClient<T>(url: string, work: (client: pg.Client) => Prom
 export const TEST_DATABASES: [string, TestDatabase][] = [
   ['pglite', pglite],
   ...(POSTGRES_URL ? [['postgres', postgresAt(POSTGRES_URL)] as [string, TestDatabase]] : []),
+  ...(POSTGRES_URL && PGBOUNCER_URL
+    ? [['pgbouncer', postgresAt(POSTGRES_URL, PGBOUNCER_URL)] as [string, TestDatabase]]
+    : []),
 ];
 
-/** Only the PostgreSQL server (for multi-connection cases PGlite cannot host). */
+/** Only the PostgreSQL server, directly and through PgBouncer (for multi-connection cases PGlite cannot host). */
 export const POSTGRES_ONLY: [string, TestDatabase][] = TEST_DATABASES.filter(([, db]) => db.kind === 'postgres');
