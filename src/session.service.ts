@@ -160,7 +160,7 @@ export class SessionService implements OnApplicationBootstrap {
   async rotateSession(sessionId: string): Promise<IssuedSession | null> {
     if (!isWellFormedSessionId(sessionId)) return null;
     const cookieValue = generateCookieValue();
-    const session = await this.store.replaceId(this.toId(sessionId), this.toId(cookieValue));
+    const session = await this.store.replaceId(this.toId(sessionId), this.toId(cookieValue), this.options.absoluteTimeout);
     return session && { cookieValue, session };
   }
 

@@ -101,29 +101,38 @@ export class SessionStore {
     return rows.map(toSession);
   }
 
-  /** Pushes `expires` to now + `ttlMs` (never past `created + maxLifetimeMs`); returns the new expiry. */
+  /**
+   * Pushes `expires` to now + `ttlMs` (never past `created + maxLifetimeMs`); returns the
+   * new expiry. Wrapped in a SELECT: for a top-level UPDATE, TypeORM's `query()` returns
+   * `[rows, rowCount]` on pg instead of the rows.
+   */
   async extend(id: string, ttlMs: number, maxLifetimeMs: number | null): Promise<Date | null> {
     const rows: { expires: Date }[] = await this.dataSource.query(
-      `UPDATE ${this.table}
-       SET expires = LEAST(now() + $2::float8 * interval '1 millisecond',
-                           created + $3::float8 * interval '1 millisecond')
-       WHERE id = $1 AND expires > now()
-       RETURNING expires`,
+      `WITH renewed AS (
+         UPDATE ${this.table}
+         SET expires = LEAST(now() + $2::float8 * interval '1 millisecond',
+                             created + $3::float8 * interval '1 millisecond')
+         WHERE id = $1 AND expires > now()
+         RETURNING expires
+       )
+       SELECT expires FROM renewed`,
       [id, ttlMs, maxLifetimeMs ?? Number.MAX_SAFE_INTEGER],
     );
-    return rows.length ? rows[0].expires : null;
+    return rows.length ? new Date(rows[0].expires) : null;
   }
 
   /**
    * Atomically replaces live session `oldId` by `newId` (same user, created and
    * expires). Concurrent rotations of one id: exactly one wins, the others get null.
+   * A session past `created + maxLifetimeMs` is not live: it is not rotated.
    */
-  async replaceId(oldId: string, newId: string): Promise<Session | null> {
+  async replaceId(oldId: string, newId: string, maxLifetimeMs: number | null): Promise<Session | null> {
     const rows: SessionRow[] = await this.dataSource.query(
-      `WITH old AS (DELETE FROM ${this.table} WHERE id = $1 AND expires > now() RETURNING "user", created, expires)
+      `WITH old AS (DELETE FROM ${this.table} WHERE id = $1 AND expires > now() ${liveCreatedClause(maxLifetimeMs, 3)}
+                    RETURNING "user", created, expires)
        INSERT INTO ${this.table} (${COLUMNS}) SELECT $2, "user", created, expires FROM old
        RETURNING ${COLUMNS}`,
-      [oldId, newId],
+      maxLifetimeMs === null ? [oldId, newId] : [oldId, newId, maxLifetimeMs],
     );
     return rows.length ? toSession(rows[0]) : null;
   }
