@@ -13,7 +13,10 @@ export const SESSION_TOKEN_BYTES = 32;
 /** Metadata key set by `@Public()`; namespaced so it cannot collide with other libraries. */
 export const PUBLIC_ROUTE_KEY = 'SESSION:PUBLIC';
 
-/** The name the purge job is registered under in `SchedulerRegistry`. */
+/**
+ * The name the purge job is registered under in `SchedulerRegistry` (for a module bound to
+ * a named data source: this name, a colon and the data source's name).
+ */
 export const SESSION_PURGE_JOB_NAME = 'nestjs-typeorm-session:purge';
 
 /** Default purge schedule: every 10 minutes. */
@@ -27,3 +30,6 @@ export const SESSION_OPTIONS = Symbol('SESSION_OPTIONS');
 
 /** @internal Injection token aliasing the TypeORM `DataSource` that holds `sessions`. */
 export const SESSION_DATA_SOURCE = Symbol('SESSION_DATA_SOURCE');
+
+/** @internal Injection token of the name this module's purge job is registered under. */
+export const SESSION_PURGE_JOB = Symbol('SESSION_PURGE_JOB');

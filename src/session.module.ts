@@ -3,8 +3,8 @@ import { APP_GUARD } from '@nestjs/core';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import { AuthGuard } from './auth.guard.js';
 import { SessionCookies } from './session-cookies.js';
-import { SessionPurgeService } from './session-purge.service.js';
-import { SESSION_DATA_SOURCE, SESSION_OPTIONS } from './session.constants.js';
+import { SessionPurgeService, sessionPurgeJobName } from './session-purge.service.js';
+import { SESSION_DATA_SOURCE, SESSION_OPTIONS, SESSION_PURGE_JOB } from './session.constants.js';
 import { Session } from './session.entity.js';
 import {
   ConfigurableModuleClass,
@@ -70,6 +70,7 @@ function applyExtras(definition: DynamicModule, extras: SessionModuleExtras): Dy
     providers: [
       ...(definition.providers ?? []),
       { provide: SESSION_DATA_SOURCE, useExisting: getDataSourceToken(extras.dataSource) },
+      { provide: SESSION_PURGE_JOB, useValue: sessionPurgeJobName(extras.dataSource) },
       ...(extras.globalGuard ? [{ provide: APP_GUARD, useExisting: AuthGuard }] : []),
     ],
   };

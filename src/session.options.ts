@@ -1,3 +1,4 @@
+import { validateCronExpression } from 'cron';
 import {
   DEFAULT_COOKIE_NAME,
   DEFAULT_PURGE_BATCH_SIZE,
@@ -102,5 +103,12 @@ function resolvePurgeOptions(purge: SessionModuleOptions['purge']): ResolvedSess
       `purge.maxDurationMs must be a positive whole number of milliseconds (or left out), got ${String(maxDurationMs)}.`,
     );
   }
-  return { cron: purge?.cron ?? DEFAULT_PURGE_CRON, batchSize, maxDurationMs };
+  const cron = purge?.cron ?? DEFAULT_PURGE_CRON;
+  const check = typeof cron === 'string' ? validateCronExpression(cron) : { valid: false };
+  if (!check.valid) {
+    throw new SessionConfigurationError(
+      `purge.cron ${JSON.stringify(cron)} is not a cron expression: use e.g. '0 */10 * * * *' (seconds first), or purge: false.`,
+    );
+  }
+  return { cron, batchSize, maxDurationMs };
 }

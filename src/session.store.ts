@@ -20,6 +20,24 @@ export interface SessionLookup {
 const COLUMNS = `id, "user", created, expires`;
 
 /**
+ * @internal First key of the purge's advisory lock (ASCII "sess"); the second is the
+ * table's oid, so purges of different session tables never wait for each other.
+ */
+export const PURGE_LOCK_NAMESPACE = 0x73657373;
+
+/** @internal What one purge batch did. */
+export interface PurgeBatch {
+  /** False when another connection held the purge lock: nothing was touched. */
+  locked: boolean;
+  /** Expired rows the batch selected (at most the batch size). */
+  found: number;
+  /** Rows it deleted (fewer than `found` when others deleted some first). */
+  deleted: number;
+  /** Largest `expires` it deleted, as ISO 8601 UTC text, for the next batch's `after`. */
+  lastExpires: string | null;
+}
+
+/**
  * @internal All SQL of the package in one place. Queries are plain parameterised SQL
  * (no query builder on the hot path) and run as single statements, so they are
  * atomic without explicit transactions and behave the same behind PgBouncer and
@@ -37,11 +55,49 @@ export class SessionStore {
     this.table = metadata.schema
       ? `${quote(metadata.schema)}.${quote(metadata.tableName)}`
       : quote(metadata.tableName);
+    this.tableLiteral = `'${this.table.replace(/'/g, "''")}'`;
   }
+
+  /** The table name as a SQL string literal, for `::regclass`. */
+  private readonly tableLiteral: string;
 
   /** The quoted table name, for the purge and the startup check. */
   get tableName(): string {
     return this.table;
+  }
+
+  /**
+   * One purge batch, as ONE statement, so it is one short transaction that holds its
+   * advisory lock only while it runs (behind PgBouncer in transaction mode too) and
+   * never shares PGlite's single connection with an open transaction. The lock is an
+   * InitPlan gate: when another connection holds it, no row is even read.
+   * Rows are picked through the `expires` index in expiry order from `after` on (the
+   * previous batch's largest `expires`, so a long run does not re-walk the index
+   * entries it already deleted), then deleted by `ctid` (a TID scan, in heap order).
+   * `expires < now()` is checked again on delete, so a row changed meanwhile is spared.
+   */
+  async purgeExpiredBatch(batchSize: number, after: string | null): Promise<PurgeBatch> {
+    const rows: PurgeBatch[] = await this.dataSource.query(
+      `WITH lock AS (
+         SELECT pg_try_advisory_xact_lock(${PURGE_LOCK_NAMESPACE}, ${this.tableLiteral}::regclass::oid::int4) AS held
+       ), doomed AS (
+         SELECT ARRAY(
+           SELECT ctid FROM ${this.table}
+           WHERE (SELECT held FROM lock) AND expires >= $2::timestamptz AND expires < now()
+           ORDER BY expires LIMIT $1
+         ) AS ctids
+       ), purged AS (
+         DELETE FROM ${this.table} WHERE ctid = ANY ((SELECT ctids FROM doomed)::tid[]) AND expires < now()
+         RETURNING expires
+       )
+       SELECT (SELECT held FROM lock) AS "locked",
+              (SELECT cardinality(ctids) FROM doomed)::int AS "found",
+              count(*)::int AS "deleted",
+              to_char(max(expires) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "lastExpires"
+       FROM purged`,
+      [batchSize, after ?? '-infinity'],
+    );
+    return rows[0];
   }
 
   async insert(row: SessionRow): Promise<void> {
