@@ -394,6 +394,8 @@ describe.each(STORAGES)('the demo in Chromium on %s', (kind, openStorage) => {
     const { page, username, password } = await signedUpDevice('alice');
     await logIn(await newDevice(), username, password);
     await page.goto(`${server.url}/?notice=signed-up`);
+    expect(await page.locator('tbody tr').count()).toBe(2);
+    await expect(page.locator('tr.current .badge').textContent()).resolves.toBe('this browser');
     const png = await page.screenshot({ fullPage: true });
     expect(png.subarray(1, 4).toString()).toBe('PNG');
     expect(png.length).toBeGreaterThan(10_000);
