@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { SessionModule } from 'nestjs-typeorm-session';
@@ -13,7 +13,7 @@ import { UsersService } from './users.service.js';
 /** The demo: the package wired the way its README tells users to. */
 @Module({})
 export class AppModule {
-  static forDatabase(database: DemoDatabase) {
+  static forDatabase(database: DemoDatabase): DynamicModule {
     return {
       module: AppModule,
       imports: [

@@ -5,13 +5,17 @@ import { QueryFailedError, Repository } from 'typeorm';
 import { hashPassword, verifyAgainstDecoy, verifyPassword } from './password-hashing.js';
 import { User } from './user.entity.js';
 
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Accounts of the demo: sign-up, credential checks, password changes. */
 @Injectable()
 export class UsersService {
   constructor(@InjectRepository(User) private readonly users: Repository<User>) {}
 
   /** What `SessionModule`'s `resolveUser` returns: the user, or null when the account is gone. */
-  findById(id: string): Promise<User | null> {
+  async findById(id: string): Promise<User | null> {
+    // Not a UUID cannot be one of ours; asking the uuid column would be a query error (a 503), not a 401.
+    if (!UUID_PATTERN.test(id)) return null;
     return this.users.findOneBy({ id });
   }
 
