@@ -28,7 +28,7 @@ export interface HeaderWritableResponse {
 export function readCookieValues(header: unknown, name: string): string[] {
   const values: string[] = [];
   if (typeof header !== 'string') return values;
-  for (let start = 0; start < header.length; ) {
+  for (let start = 0; start < header.length;) {
     let end = header.indexOf(';', start);
     if (end === -1) end = header.length;
     const value = valueIfNamed(header, name, start, end);
@@ -48,7 +48,7 @@ export function readCookieValues(header: unknown, name: string): string[] {
 export function readSingleCookieValue(header: unknown, name: string): string | undefined {
   if (typeof header !== 'string') return undefined;
   let found: string | undefined;
-  for (let start = 0; start < header.length; ) {
+  for (let start = 0; start < header.length;) {
     let end = header.indexOf(';', start);
     if (end === -1) end = header.length;
     const value = valueIfNamed(header, name, start, end);

@@ -17,7 +17,6 @@ import {
 import { POSTGRES_ONLY, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
-const HOUR = 60 * 60 * 1000;
 const UNAUTHORIZED = { message: 'Unauthorized', statusCode: 401 };
 const UNAVAILABLE = { message: 'Service Unavailable', statusCode: 503 };
 
@@ -202,7 +201,10 @@ describe.each(HTTP_PLATFORMS)('AuthGuard on %s', (_platformLabel, platform) => {
         const { result, queries } = await recordQueries(http.dataSource, async () => {
           const anonymous = await request(http.server).get('/public').expect(200);
           const withCookie = await request(http.server).get('/public').set('Cookie', cookie).expect(200);
-          const withGarbage = await request(http.server).get('/public').set('Cookie', 'session_id=bad value').expect(200);
+          const withGarbage = await request(http.server)
+            .get('/public')
+            .set('Cookie', 'session_id=bad value')
+            .expect(200);
           return [anonymous.body, withCookie.body, withGarbage.body];
         });
         expect(result).toEqual([
@@ -316,7 +318,9 @@ describe.each(HTTP_PLATFORMS)('AuthGuard on %s during a database outage', (_plat
         expect(response.body).toEqual(UNAVAILABLE);
       }
       expect(statuses).toEqual([503, 503, 503, 503, 503]);
-      const errors = logger.lines.filter((line) => line.level === 'error' && line.message.includes('Session lookup failed'));
+      const errors = logger.lines.filter(
+        (line) => line.level === 'error' && line.message.includes('Session lookup failed'),
+      );
       expect(errors).toHaveLength(5);
       expect(logger.text()).not.toContain(value);
       expect(logger.text()).not.toContain(digestOf(value));
@@ -340,7 +344,9 @@ describe.each(HTTP_PLATFORMS)('AuthGuard on %s during a database outage', (_plat
     it('never answers 401 or 200 to a cookie without a database, even for unknown values', async () => {
       await loggedIn();
       proxy.cut();
-      const response = await request(http.server).get('/me').set('Cookie', 'session_id=' + 'Z'.repeat(43));
+      const response = await request(http.server)
+        .get('/me')
+        .set('Cookie', 'session_id=' + 'Z'.repeat(43));
       expect(response.status).toBe(503);
       // A malformed value needs no database: still a plain 401.
       await request(http.server).get('/me').set('Cookie', 'session_id=bad value').expect(401);

@@ -7,14 +7,7 @@ import {
   readSingleCookieValue,
   serializeSetCookie,
 } from '../src/session-cookie-header.js';
-import {
-  bootHttpApp,
-  cookiePair,
-  digestOf,
-  HTTP_PLATFORMS,
-  type HttpApp,
-  setCookies,
-} from './support/http-app.js';
+import { bootHttpApp, cookiePair, digestOf, HTTP_PLATFORMS, type HttpApp, setCookies } from './support/http-app.js';
 import { TEST_DATABASES, type OpenDatabase } from './support/databases.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -48,8 +41,15 @@ describe('the Cookie header reader', () => {
   it('serializes Set-Cookie with every attribute in a fixed order', () => {
     const expires = new Date('2030-01-02T03:04:05Z');
     expect(
-      serializeSetCookie('sid', 'v', expires, 60, { secure: true, domain: 'example.test', path: '/app', sameSite: 'none' }),
-    ).toBe('sid=v; Path=/app; Domain=example.test; Max-Age=60; Expires=Wed, 02 Jan 2030 03:04:05 GMT; HttpOnly; Secure; SameSite=None');
+      serializeSetCookie('sid', 'v', expires, 60, {
+        secure: true,
+        domain: 'example.test',
+        path: '/app',
+        sameSite: 'none',
+      }),
+    ).toBe(
+      'sid=v; Path=/app; Domain=example.test; Max-Age=60; Expires=Wed, 02 Jan 2030 03:04:05 GMT; HttpOnly; Secure; SameSite=None',
+    );
     expect(serializeSetCookie('sid', 'v', expires, 60, { secure: false, path: '/', sameSite: 'strict' })).toBe(
       'sid=v; Path=/; Max-Age=60; Expires=Wed, 02 Jan 2030 03:04:05 GMT; HttpOnly; SameSite=Strict',
     );
@@ -63,7 +63,9 @@ describe('the Cookie header reader', () => {
     };
     putSetCookie(response, 'sid', 'sid=new');
     expect(headers.get('set-cookie')).toEqual(['theme=dark', 'sid=new']);
-    expect(() => putSetCookie({ getHeader: () => undefined }, 'sid', 'sid=x')).toThrow(/Express Response or FastifyReply/);
+    expect(() => putSetCookie({ getHeader: () => undefined }, 'sid', 'sid=x')).toThrow(
+      /Express Response or FastifyReply/,
+    );
   });
 
   it('defaults Secure to true except under NODE_ENV development or test, and rejects attribute injection', () => {
@@ -72,7 +74,9 @@ describe('the Cookie header reader', () => {
     expect(resolveSessionOptions({}, { NODE_ENV: 'development' }).cookie.secure).toBe(false);
     expect(resolveSessionOptions({}, { NODE_ENV: 'test' }).cookie.secure).toBe(false);
     expect(resolveSessionOptions({ cookie: { secure: true } }, { NODE_ENV: 'test' }).cookie.secure).toBe(true);
-    expect(() => resolveSessionOptions({ cookie: { domain: 'a.test; Secure=false' } })).toThrow(SessionConfigurationError);
+    expect(() => resolveSessionOptions({ cookie: { domain: 'a.test; Secure=false' } })).toThrow(
+      SessionConfigurationError,
+    );
     expect(() => resolveSessionOptions({ cookie: { path: '/\r\nX-Evil: 1' } })).toThrow(SessionConfigurationError);
   });
 });
@@ -227,7 +231,10 @@ describe.each(HTTP_PLATFORMS)('SessionCookies on %s', (_platformLabel, platform)
 
       it('clears the cookie with the same Domain and Path (or the browser would keep it)', async () => {
         const login = await request(http.server).post('/auth/login').send({ userId: 'alice' }).expect(200);
-        const response = await request(http.server).post('/auth/logout').set('Cookie', cookiePair(login, 'sid')).expect(200);
+        const response = await request(http.server)
+          .post('/auth/logout')
+          .set('Cookie', cookiePair(login, 'sid'))
+          .expect(200);
         expect(setCookies(response)).toEqual([
           `sid=; Path=/; Domain=example.test; Max-Age=0; Expires=${CLEARED_EXPIRES}; HttpOnly; Secure; SameSite=Strict`,
         ]);

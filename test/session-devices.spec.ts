@@ -269,7 +269,9 @@ describe.each(HTTP_PLATFORMS)('Sliding expiry and devices over HTTP on %s', (_pl
       expect(response.body.expires).toBe(row.expires.toISOString());
       const [line] = setCookies(response);
       expect(line).toMatch(
-        new RegExp(`^session_id=${value}; Path=/; Max-Age=(\\d+); Expires=${row.expires.toUTCString()}; HttpOnly; SameSite=Lax$`),
+        new RegExp(
+          `^session_id=${value}; Path=/; Max-Age=(\\d+); Expires=${row.expires.toUTCString()}; HttpOnly; SameSite=Lax$`,
+        ),
       );
       const maxAge = Number(/Max-Age=(\d+)/.exec(line)![1]);
       expect(maxAge).toBeGreaterThan(3600 - 60);
@@ -322,7 +324,10 @@ describe.each(HTTP_PLATFORMS)('Sliding expiry and devices over HTTP on %s', (_pl
         .expect(200, { deleted: true });
       await request(http.server).get('/me').set('Cookie', laptop.cookie).expect(401);
 
-      await request(http.server).delete(`/devices/${digestOf(bob.value)}`).set('Cookie', phone.cookie).expect(404);
+      await request(http.server)
+        .delete(`/devices/${digestOf(bob.value)}`)
+        .set('Cookie', phone.cookie)
+        .expect(404);
       await request(http.server).get('/me').set('Cookie', bob.cookie).expect(200);
 
       await request(http.server).delete('/devices/others').set('Cookie', phone.cookie).expect(200, { deleted: 1 });

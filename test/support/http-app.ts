@@ -276,17 +276,61 @@ export function digestOf(cookieValue: string): string {
   return createHash('sha256').update(cookieValue).digest('hex');
 }
 
-/** Runs `work` and returns its result with the SQL statements the data source ran meanwhile. */
-export async function recordQueries<T>(dataSource: DataSource, work: () => Promise<T>): Promise<{ result: T; queries: string[] }> {
+/**
+ * Runs `work` and returns its result with every SQL statement sent to the database
+ * meanwhile. Recorded at the driver, below TypeORM, so statements that bypass
+ * `DataSource.query` (the guard's lookup may go straight to the pool) count too:
+ * on pg every client the pool hands out (`pool.query` checks one out as well); on
+ * PGlite the pool stand-in, which TypeORM also uses as its client.
+ */
+export async function recordQueries<T>(
+  dataSource: DataSource,
+  work: () => Promise<T>,
+): Promise<{ result: T; queries: string[] }> {
+  type Queryable = { query: (...args: unknown[]) => unknown };
+  type Pool = Queryable & { connect: (...args: unknown[]) => unknown; totalCount?: number };
   const queries: string[] = [];
-  const original = dataSource.query;
-  dataSource.query = function (this: DataSource, sql: string, ...rest: unknown[]) {
-    queries.push(sql.replace(/\s+/g, ' ').trim());
-    return (original as (...args: unknown[]) => Promise<unknown>).call(this, sql, ...rest);
-  } as DataSource['query'];
+  const restorers: (() => void)[] = [];
+  const wrapped = new Set<Queryable>();
+  const instrument = (target: Queryable) => {
+    if (wrapped.has(target)) return;
+    wrapped.add(target);
+    const hadOwn = Object.prototype.hasOwnProperty.call(target, 'query');
+    const original = target.query;
+    target.query = function (this: unknown, statement: unknown, ...rest: unknown[]) {
+      const text = typeof statement === 'string' ? statement : (statement as { text?: string } | null)?.text;
+      if (typeof text === 'string') queries.push(text.replace(/\s+/g, ' ').trim());
+      return original.call(this, statement, ...rest);
+    };
+    restorers.push(() => {
+      if (hadOwn) target.query = original;
+      else delete (target as Partial<Queryable>).query;
+    });
+  };
+  const pool = (dataSource.driver as unknown as { master: Pool }).master;
+  if (typeof pool.totalCount === 'number') {
+    // pg.Pool: TypeORM and pool.query both check clients out through connect(callback).
+    const originalConnect = pool.connect;
+    pool.connect = function (this: Pool, ...args: unknown[]) {
+      const [callback] = args;
+      if (typeof callback === 'function') {
+        return originalConnect.call(this, (error: unknown, client: Queryable | undefined, release: unknown) => {
+          if (client) instrument(client);
+          (callback as (...a: unknown[]) => void)(error, client, release);
+        });
+      }
+      return (originalConnect.call(this) as Promise<Queryable>).then((client) => {
+        instrument(client);
+        return client;
+      });
+    };
+    restorers.push(() => delete (pool as Partial<Pool>).connect);
+  } else {
+    instrument(pool);
+  }
   try {
     return { result: await work(), queries };
   } finally {
-    dataSource.query = original;
+    for (const restore of restorers.reverse()) restore();
   }
 }

@@ -40,7 +40,9 @@ export interface TcpProxy {
 /** Starts a proxy to `target`: a URL (`postgres://host:port/...`) or `{ host, port }`. */
 export async function startTcpProxy(target: string | { host: string; port: number }): Promise<TcpProxy> {
   const { host, port: targetPort } =
-    typeof target === 'string' ? { host: new URL(target).hostname, port: Number(new URL(target).port || 5432) } : target;
+    typeof target === 'string'
+      ? { host: new URL(target).hostname, port: Number(new URL(target).port || 5432) }
+      : target;
   let state: TcpProxy['state'] = 'open';
   let accepted = 0;
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
