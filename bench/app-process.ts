@@ -19,8 +19,20 @@ export interface BenchApp {
 export const APPS: BenchApp[] = [
   { number: 1, label: 'no guard (ceiling)', entry: 'no-guard.app.js', guarded: false, cookies: 'package' },
   { number: 2, label: 'raw pg PK SELECT guard (floor)', entry: 'pg-guard.app.js', guarded: true, cookies: 'package' },
-  { number: 3, label: 'nestjs-typeorm-session AuthGuard', entry: 'package-guard.app.js', guarded: true, cookies: 'package' },
-  { number: 4, label: 'express-session + connect-pg-simple', entry: 'express-session.app.js', guarded: true, cookies: 'express' },
+  {
+    number: 3,
+    label: 'nestjs-typeorm-session AuthGuard',
+    entry: 'package-guard.app.js',
+    guarded: true,
+    cookies: 'package',
+  },
+  {
+    number: 4,
+    label: 'express-session + connect-pg-simple',
+    entry: 'express-session.app.js',
+    guarded: true,
+    cookies: 'express',
+  },
 ];
 
 /** A running app process: its port, and calls into it over IPC. */
@@ -47,7 +59,11 @@ export class AppProcess {
   }
 
   /** Forks the app with DATABASE_URL set and waits until it listens (or fails). */
-  static async start(app: BenchApp, databaseUrl: string, options: { nodeFlags?: string[]; env?: Record<string, string> } = {}): Promise<AppProcess> {
+  static async start(
+    app: BenchApp,
+    databaseUrl: string,
+    options: { nodeFlags?: string[]; env?: Record<string, string> } = {},
+  ): Promise<AppProcess> {
     const child = fork(fileURLToPath(new URL(`./apps/${app.entry}`, import.meta.url)), [], {
       env: { ...process.env, ...options.env, DATABASE_URL: databaseUrl, NODE_ENV: 'production' },
       execArgv: options.nodeFlags ?? [],
@@ -69,7 +85,7 @@ export class AppProcess {
     return new AppProcess(app, port, child);
   }
 
-  /** Runs one of the app's IPC tasks (`memory`, `purge`) and returns its value. */
+  /** Runs one of the app's IPC tasks (`memory`, `cpu`, `purge`) and returns its value. */
   call<T>(task: string): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -78,9 +94,10 @@ export class AppProcess {
     });
   }
 
-  /** The process's resident set size, in bytes. */
-  async rss(): Promise<number> {
-    return (await this.call<NodeJS.MemoryUsage>('memory')).rss;
+  /** CPU time (user + system) the process has used so far, in microseconds. */
+  async cpuMicros(): Promise<number> {
+    const usage = await this.call<NodeJS.CpuUsage>('cpu');
+    return usage.user + usage.system;
   }
 
   /** Asks the app to close, and kills it if it has not exited after 10 s. */

@@ -10,7 +10,8 @@ export async function checkApp(app: BenchApp, port: number, cookie: string, user
   const url = `http://127.0.0.1:${port}/me`;
   const withCookie = await fetch(url, { headers: { cookie } });
   const body = (await withCookie.text()).slice(0, 200);
-  if (withCookie.status !== 200) throw new Error(`app ${app.number}: valid cookie answered ${withCookie.status} ${body}`);
+  if (withCookie.status !== 200)
+    throw new Error(`app ${app.number}: valid cookie answered ${withCookie.status} ${body}`);
   const expected = app.guarded ? user : 'anonymous';
   if (JSON.parse(body).id !== expected) throw new Error(`app ${app.number}: expected user ${expected}, got ${body}`);
   if (!app.guarded) return;

@@ -6,7 +6,6 @@ import { DataSource } from 'typeorm';
 import { DEFAULT_COOKIE_NAME, DEFAULT_SESSION_TTL_MS, Session, sessionMigrations } from '../src/index.js';
 import { EXPRESS_SESSION_COOKIE, EXPRESS_SESSION_SECRET } from './constants.js';
 
-
 /** The sessions the load generator rotates over, as ready-made `Cookie` header values. */
 export interface ValidSessions {
   /** `session_id=<cookie value>` for apps 2 and 3 (rows hold its SHA-256 digest). */
@@ -83,7 +82,9 @@ export class BenchDatabase {
       sids.push(sid);
       const signature = createHmac('sha256', EXPRESS_SESSION_SECRET).update(sid).digest('base64').replace(/=+$/, '');
       valid.expressCookies.push(`${EXPRESS_SESSION_COOKIE}=${encodeURIComponent(`s:${sid}.${signature}`)}`);
-      sessions.push(JSON.stringify({ cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' }, userId: user }));
+      sessions.push(
+        JSON.stringify({ cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' }, userId: user }),
+      );
       valid.users.push(user);
     }
     await this.pool.query(
@@ -183,7 +184,8 @@ export class BenchDatabase {
     for (let from = 1; from <= count; from += SEED_CHUNK) {
       await insert(prefix, from, Math.min(count, from + SEED_CHUNK - 1));
     }
-    if (count >= SEED_CHUNK) log(`  seeded ${count.toLocaleString('en-US')} ${what} rows in ${secondsSince(started)} s`);
+    if (count >= SEED_CHUNK)
+      log(`  seeded ${count.toLocaleString('en-US')} ${what} rows in ${secondsSince(started)} s`);
   }
 }
 

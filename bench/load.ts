@@ -47,40 +47,59 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const record = options.recordLatencies ?? true;
   let finish!: (outcome: { error: unknown; result?: autocannon.Result }) => void;
   const finished = new Promise<{ error: unknown; result?: autocannon.Result }>((resolve) => (finish = resolve));
-  const instance = autocannon({
-    url: `http://127.0.0.1:${options.port}`,
-    connections: options.connections,
-    ...(options.amount ? { amount: options.amount } : { duration: options.duration ?? 10 }),
-    requests: [
-      {
-        method: 'GET',
-        path: '/me',
-        setupRequest: (request) => {
-          request.headers = { cookie: cookies[next] };
-          next = next + 1 === cookies.length ? 0 : next + 1;
-          return request;
+  const instance = autocannon(
+    {
+      url: `http://127.0.0.1:${options.port}`,
+      connections: options.connections,
+      ...(options.amount ? { amount: options.amount } : { duration: options.duration ?? 10 }),
+      requests: [
+        {
+          method: 'GET',
+          path: '/me',
+          setupRequest: (request) => {
+            request.headers = { cookie: cookies[next] };
+            next = next + 1 === cookies.length ? 0 : next + 1;
+            return request;
+          },
         },
-      },
-    ],
-  }, (error: unknown, result: autocannon.Result) => finish({ error, result }));
+      ],
+    },
+    (error: unknown, result: autocannon.Result) => finish({ error, result }),
+  );
+  // With `stopWhen`, only responses that completed before it settled count: autocannon
+  // notices stop() at its next one-second tick, so the run overshoots the event.
+  const completedAt: number[] = [];
+  const started = performance.now();
+  let stoppedAt = Infinity;
   if (record) {
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
+      if (statusCode >= 200 && statusCode < 300) {
+        latencies.push(responseTime);
+        completedAt.push(performance.now());
+      }
     });
   }
-  void options.stopWhen?.finally(() => instance.stop());
+  const stop = () => {
+    stoppedAt = performance.now();
+    instance.stop();
+  };
+  options.stopWhen?.then(stop, stop);
   const { error, result } = await finished;
   if (error || !result) throw error ?? new Error('autocannon gave no result');
-  const sorted = Float64Array.from(latencies).sort();
+  let counted = latencies.length;
+  while (counted > 0 && completedAt[counted - 1] > stoppedAt) counted--;
+  const sorted = Float64Array.from(latencies.slice(0, counted)).sort();
+  const windowSeconds = stoppedAt === Infinity ? result.duration : (stoppedAt - started) / 1000;
+  const responses = stoppedAt === Infinity || !record ? result['2xx'] : counted;
   return {
-    requestsPerSecond: result.duration > 0 ? result['2xx'] / result.duration : 0,
-    responses: result['2xx'],
+    requestsPerSecond: windowSeconds > 0 ? responses / windowSeconds : 0,
+    responses,
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     non2xx: result.non2xx,
     errors: result.errors,
     timeouts: result.timeouts,
-    seconds: result.duration,
+    seconds: windowSeconds,
   };
 }
 

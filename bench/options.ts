@@ -63,7 +63,8 @@ export function parseFlags<E extends FlagSpec>(
     databaseName: String(values.database ?? 'nts_bench'),
     jsonFile: typeof values.json === 'string' ? values.json : null,
     smoke,
-    appNodeFlags: typeof values['app-node-flags'] === 'string' ? values['app-node-flags'].split(/\s+/).filter(Boolean) : [],
+    appNodeFlags:
+      typeof values['app-node-flags'] === 'string' ? values['app-node-flags'].split(/\s+/).filter(Boolean) : [],
   };
   if (!/^[a-z_][a-z0-9_]*$/.test(settings.databaseName)) {
     throw new Error(`--database must be a plain lower-case identifier, got ${settings.databaseName}`);
@@ -75,15 +76,20 @@ export function parseFlags<E extends FlagSpec>(
 export function count(raw: unknown, fallback: number, flag: string): number {
   if (raw === undefined) return fallback;
   const match = /^(\d+(?:_\d+)*)([km]?)$/i.exec(String(raw));
-  const value = match ? Number(match[1].replace(/_/g, '')) * ({ '': 1, k: 1e3, m: 1e6 } as const)[match[2].toLowerCase() as '' | 'k' | 'm'] : NaN;
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${flag} must be a positive whole number, got ${String(raw)}`);
+  const value = match
+    ? Number(match[1].replace(/_/g, '')) *
+      ({ '': 1, k: 1e3, m: 1e6 } as const)[match[2].toLowerCase() as '' | 'k' | 'm']
+    : NaN;
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new Error(`--${flag} must be a positive whole number, got ${String(raw)}`);
   return value;
 }
 
 function seconds(raw: unknown, fallback: number, flag: string): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${flag} must be a positive number of seconds, got ${String(raw)}`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new Error(`--${flag} must be a positive number of seconds, got ${String(raw)}`);
   return value;
 }
 

@@ -43,17 +43,18 @@ if (smallRows < settings.cookies || liveRows < smallRows) {
   throw new Error('need --cookies <= --small-rows <= --live');
 }
 const app3 = APPS[2];
-// Default options, except that the purge cron must never fire by itself: the bench
-// decides when the purge runs (a yearly schedule cannot land in a run of minutes
-// unless it starts at midnight on New Year's Eve).
-const appEnv = { BENCH_SESSION_OPTIONS: JSON.stringify({ purge: { cron: '0 0 0 1 1 *' } }) };
+// Default options, except that the purge cron must not fire by itself: the bench decides
+// when `purgeExpired()` runs (with `purge: false` it keeps the default batch size).
+const appEnv = { BENCH_SESSION_OPTIONS: JSON.stringify({ purge: false }) };
 const log = (line: string) => console.log(line);
 const load = { connections: settings.connections };
 
 const database = await BenchDatabase.create(settings.serverUrl, settings.databaseName);
 const environment = await describeEnvironment(await database.serverVersion());
 log(`machine: ${environmentLine(environment)}`);
-log(`load: ${settings.connections} connections, ${settings.warmup} s warm-up, ${settings.duration} s per measurement, rotating over ${settings.cookies} sessions`);
+log(
+  `load: ${settings.connections} connections, ${settings.warmup} s warm-up, ${settings.duration} s per measurement, rotating over ${settings.cookies} sessions`,
+);
 
 let app: AppProcess | null = null;
 let valid: ValidSessions;
@@ -76,7 +77,9 @@ try {
   await database.checkpoint();
   app = await startChecked();
   const quiet = await timePurge(app);
-  log(`  purge alone: ${formatNumber(quiet.deleted)} rows in ${formatNumber(quiet.ms / 1000, 2)} s = ${formatNumber(quiet.rowsPerSecond)} rows/s`);
+  log(
+    `  purge alone: ${formatNumber(quiet.deleted)} rows in ${formatNumber(quiet.ms / 1000, 2)} s = ${formatNumber(quiet.rowsPerSecond)} rows/s`,
+  );
 
   // 3. The guard's p99 idle, then while the same purge runs (expired rows put back).
   await database.addExpired(expiredRows, log);
@@ -85,10 +88,18 @@ try {
   await warmUp(app);
   const idle = await measure(app, 'idle, before the purge');
   const purging = timePurge(app);
-  const during = await runLoad({ ...load, port: app.port, cookies: valid.packageCookies, duration: 3600, stopWhen: purging });
+  const during = await runLoad({
+    ...load,
+    port: app.port,
+    cookies: valid.packageCookies,
+    duration: 3600,
+    stopWhen: purging,
+  });
   const loaded = await purging;
   assertClean(during, 'during the purge');
-  log(`  during the purge: p50 ${formatNumber(during.p50, 2)} ms, p99 ${formatNumber(during.p99, 2)} ms over ${formatNumber(during.seconds, 1)} s; purge under load ${formatNumber(loaded.rowsPerSecond)} rows/s`);
+  log(
+    `  during the purge: p50 ${formatNumber(during.p50, 2)} ms, p99 ${formatNumber(during.p99, 2)} ms over ${formatNumber(during.seconds, 1)} s; purge under load ${formatNumber(loaded.rowsPerSecond)} rows/s`,
+  );
   await app.stop();
 
   // 4. Lookup cost at the large table size, then memory over `rssRequests` requests.
@@ -96,12 +107,23 @@ try {
   await database.checkpoint();
   app = await startChecked();
   await warmUp(app);
-  const rssAfterWarmup = await app.rss();
+  const afterWarmup = await app.call<NodeJS.MemoryUsage>('memory');
+  const rssAfterWarmup = afterWarmup.rss;
   const large = await measure(app, 'large table');
-  const soak = await runLoad({ ...load, port: app.port, cookies: valid.packageCookies, amount: rssRequests, recordLatencies: false });
+  const soak = await runLoad({
+    ...load,
+    port: app.port,
+    cookies: valid.packageCookies,
+    amount: rssRequests,
+    recordLatencies: false,
+  });
   assertClean(soak, 'the memory run');
-  const rssAfterSoak = await app.rss();
-  log(`  RSS ${mb(rssAfterWarmup)} MB after warm-up, ${mb(rssAfterSoak)} MB after ${formatNumber(soak.responses)} more requests`);
+  const afterSoak = await app.call<NodeJS.MemoryUsage>('memory');
+  const rssAfterSoak = afterSoak.rss;
+  log(
+    `  RSS ${mb(rssAfterWarmup)} MB after warm-up, ${mb(rssAfterSoak)} MB after ${formatNumber(soak.responses)} more requests ` +
+      `(V8 heap used ${mb(afterWarmup.heapUsed)} -> ${mb(afterSoak.heapUsed)} MB)`,
+  );
   await app.stop();
   app = null;
 
@@ -109,10 +131,30 @@ try {
   const p50Ratio = small.p50 && large.p50 !== null ? large.p50 / small.p50 : null;
   const rssGrowthMb = (rssAfterSoak - rssAfterWarmup) / 2 ** 20;
   const targets: TargetCheck[] = [
-    { name: 'purge rate, rows/s', value: quiet.rowsPerSecond, target: '>= 200,000', met: quiet.rowsPerSecond >= 200_000 },
-    { name: 'p99 during purge / idle p99', value: p99Ratio, target: '<= 2', met: p99Ratio === null ? null : p99Ratio <= 2 },
-    { name: `p50 at ${compact(liveRows)} / p50 at ${compact(smallRows)} rows`, value: p50Ratio, target: '<= 1.2', met: p50Ratio === null ? null : p50Ratio <= 1.2 },
-    { name: `RSS growth over ${compact(soak.responses)} requests, MB`, value: rssGrowthMb, target: '< 20', met: rssGrowthMb < 20 },
+    {
+      name: 'purge rate, rows/s',
+      value: quiet.rowsPerSecond,
+      target: '>= 200,000',
+      met: quiet.rowsPerSecond >= 200_000,
+    },
+    {
+      name: 'p99 during purge / idle p99',
+      value: p99Ratio,
+      target: '<= 2',
+      met: p99Ratio === null ? null : p99Ratio <= 2,
+    },
+    {
+      name: `p50 at ${compact(liveRows)} / p50 at ${compact(smallRows)} rows`,
+      value: p50Ratio,
+      target: '<= 1.2',
+      met: p50Ratio === null ? null : p50Ratio <= 1.2,
+    },
+    {
+      name: `RSS growth over ${compact(soak.responses)} requests, MB`,
+      value: rssGrowthMb,
+      target: '< 20',
+      met: rssGrowthMb < 20,
+    },
   ];
 
   log('');
@@ -133,18 +175,39 @@ try {
     ),
   );
   log('');
-  log(`purgeExpired(): ${formatNumber(quiet.deleted)} expired of ${formatNumber(quiet.deleted + liveRows)} rows in ${formatNumber(quiet.ms / 1000, 2)} s alone; ${formatNumber(loaded.ms / 1000, 2)} s under load`);
-  log(`RSS: ${mb(rssAfterWarmup)} MB after warm-up, ${mb(rssAfterSoak)} MB after ${formatNumber(soak.responses)} more guarded requests`);
+  log(
+    `purgeExpired(): ${formatNumber(quiet.deleted)} expired of ${formatNumber(quiet.deleted + liveRows)} rows in ${formatNumber(quiet.ms / 1000, 2)} s alone; ${formatNumber(loaded.ms / 1000, 2)} s under load`,
+  );
+  log(
+    `RSS: ${mb(rssAfterWarmup)} MB after warm-up, ${mb(rssAfterSoak)} MB after ${formatNumber(soak.responses)} more guarded requests ` +
+      `(V8 heap used ${mb(afterWarmup.heapUsed)} -> ${mb(afterSoak.heapUsed)} MB)`,
+  );
   log('');
   log(targetLines(targets));
 
   Object.assign(report, {
     benchmark: 'purge',
     environment,
-    settings: { connections: settings.connections, warmupSeconds: settings.warmup, durationSeconds: settings.duration, cookies: settings.cookies, smallRows, liveRows, expiredRows, rssRequests },
+    settings: {
+      connections: settings.connections,
+      warmupSeconds: settings.warmup,
+      durationSeconds: settings.duration,
+      cookies: settings.cookies,
+      smallRows,
+      liveRows,
+      expiredRows,
+      rssRequests,
+    },
     lookup: { small, idle, duringPurge: during, large },
     purge: { alone: quiet, underLoad: loaded },
-    memory: { rssAfterWarmupMb: mb(rssAfterWarmup), rssAfterRequestsMb: mb(rssAfterSoak), requests: soak.responses, growthMb: rssGrowthMb },
+    memory: {
+      rssAfterWarmupMb: mb(rssAfterWarmup),
+      rssAfterRequestsMb: mb(rssAfterSoak),
+      heapUsedAfterWarmupMb: mb(afterWarmup.heapUsed),
+      heapUsedAfterRequestsMb: mb(afterSoak.heapUsed),
+      requests: soak.responses,
+      growthMb: rssGrowthMb,
+    },
     targets,
   });
 } finally {
@@ -164,25 +227,40 @@ async function startChecked(): Promise<AppProcess> {
 }
 
 async function warmUp(running: AppProcess): Promise<void> {
-  await runLoad({ ...load, port: running.port, cookies: valid.packageCookies, duration: settings.warmup, recordLatencies: false });
+  await runLoad({
+    ...load,
+    port: running.port,
+    cookies: valid.packageCookies,
+    duration: settings.warmup,
+    recordLatencies: false,
+  });
 }
 
 async function measure(running: AppProcess, what: string): Promise<LoadResult> {
-  const result = await runLoad({ ...load, port: running.port, cookies: valid.packageCookies, duration: settings.duration });
+  const result = await runLoad({
+    ...load,
+    port: running.port,
+    cookies: valid.packageCookies,
+    duration: settings.duration,
+  });
   assertClean(result, what);
-  log(`  ${what}: ${formatNumber(result.requestsPerSecond)} req/s, p50 ${formatNumber(result.p50, 2)} ms, p99 ${formatNumber(result.p99, 2)} ms`);
+  log(
+    `  ${what}: ${formatNumber(result.requestsPerSecond)} req/s, p50 ${formatNumber(result.p50, 2)} ms, p99 ${formatNumber(result.p99, 2)} ms`,
+  );
   return result;
 }
 
 /** Runs `purgeExpired()` in the app; checks it deleted every expired row and no live one. */
 async function timePurge(running: AppProcess): Promise<{ deleted: number; ms: number; rowsPerSecond: number }> {
   const before = await database.countSessions();
-  const { ms } = await running.call<{ ms: number }>('purge');
+  const { ms, deleted: reported } = await running.call<{ ms: number; deleted: number }>('purge');
   const after = await database.countSessions();
   if (after.expired !== 0 || after.live !== before.live) {
     throw new Error(`purgeExpired() left ${after.expired} expired rows and ${after.live} of ${before.live} live ones`);
   }
   const deleted = before.expired - after.expired;
+  if (reported !== deleted)
+    throw new Error(`purgeExpired() reported ${reported} deleted rows, the table lost ${deleted}`);
   return { deleted, ms, rowsPerSecond: deleted / (ms / 1000) };
 }
 

@@ -17,7 +17,15 @@ export interface Environment {
   loadAverage: number;
 }
 
-const MEASURED_PACKAGES = ['@nestjs/core', '@nestjs/platform-express', 'typeorm', 'pg', 'autocannon', 'express-session', 'connect-pg-simple'];
+const MEASURED_PACKAGES = [
+  '@nestjs/core',
+  '@nestjs/platform-express',
+  'typeorm',
+  'pg',
+  'autocannon',
+  'express-session',
+  'connect-pg-simple',
+];
 
 export async function describeEnvironment(postgresVersion: string): Promise<Environment> {
   const require = createRequire(import.meta.url);
@@ -42,7 +50,10 @@ export async function describeEnvironment(postgresVersion: string): Promise<Envi
 async function installedVersion(entry: string, name: string): Promise<string | null> {
   for (let dir = dirname(entry); dir !== dirname(dir); dir = dirname(dir)) {
     try {
-      const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      const manifest = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (manifest.name === name) return manifest.version ?? null;
     } catch {
       // no package.json here: keep climbing
@@ -59,7 +70,9 @@ export function environmentLine(env: Environment): string {
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
   const line = (cells: string[]) =>
-    cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ');
+    cells
+      .map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])))
+      .join('  ');
   return [line(header), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -75,7 +88,8 @@ export function targetLines(checks: TargetCheck[]): string {
   return checks
     .map((check) => {
       const mark = check.met === null ? '?' : check.met ? 'met' : 'MISSED';
-      return `  ${check.name}: ${check.value === null ? 'n/a' : formatNumber(check.value, 2)}  (target ${check.target})  ${mark}`;
+      const value = check.value === null ? 'n/a' : formatNumber(check.value, Math.abs(check.value) >= 1000 ? 0 : 2);
+      return `  ${check.name}: ${value}  (target ${check.target})  ${mark}`;
     })
     .join('\n');
 }

@@ -8,13 +8,11 @@ export type AppTask = (app: INestApplication) => Promise<unknown>;
 
 /** Messages between the runner and an app process. */
 export type ToApp = { type: 'call'; id: number; task: string } | { type: 'stop' };
-export type FromApp =
-  | { type: 'ready'; port: number }
-  | { type: 'reply'; id: number; value?: unknown; error?: string };
+export type FromApp = { type: 'ready'; port: number } | { type: 'reply'; id: number; value?: unknown; error?: string };
 
 /**
  * Boots `rootModule` on Nest's default (Express) platform on a free 127.0.0.1 port,
- * reports the port to the runner, then answers its calls: `memory` always, plus
+ * reports the port to the runner, then answers its calls: `memory` and `cpu` always, plus
  * the app's own `tasks`. Every bench app starts through here, so they all boot
  * the same way and differ only by their module.
  */
@@ -29,6 +27,7 @@ export async function serve(
   await app.listen(0, '127.0.0.1');
   const tasks: Record<string, AppTask> = {
     memory: async () => process.memoryUsage(),
+    cpu: async () => process.cpuUsage(),
     ...options.tasks,
   };
   process.on('message', (message: ToApp) => {
@@ -43,7 +42,8 @@ export async function serve(
     }
     task(app).then(
       (value) => send({ type: 'reply', id: message.id, value }),
-      (error: unknown) => send({ type: 'reply', id: message.id, error: String(error instanceof Error ? error.stack : error) }),
+      (error: unknown) =>
+        send({ type: 'reply', id: message.id, error: String(error instanceof Error ? error.stack : error) }),
     );
   });
   // The runner owns this process: when it goes, so does the app.
