@@ -52,9 +52,7 @@ export class SessionStore {
   constructor(@Inject(SESSION_DATA_SOURCE) readonly dataSource: DataSource) {
     const metadata = dataSource.getMetadata(Session);
     const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
-    this.table = metadata.schema
-      ? `${quote(metadata.schema)}.${quote(metadata.tableName)}`
-      : quote(metadata.tableName);
+    this.table = metadata.schema ? `${quote(metadata.schema)}.${quote(metadata.tableName)}` : quote(metadata.tableName);
     this.tableLiteral = `'${this.table.replace(/'/g, "''")}'`;
   }
 
@@ -202,10 +200,10 @@ export class SessionStore {
   }
 
   async deleteByUserExcept(user: string, keepId: string | null): Promise<number> {
-    return this.countDeleted(
-      `DELETE FROM ${this.table} WHERE "user" = $1 AND id IS DISTINCT FROM $2 RETURNING 1`,
-      [user, keepId],
-    );
+    return this.countDeleted(`DELETE FROM ${this.table} WHERE "user" = $1 AND id IS DISTINCT FROM $2 RETURNING 1`, [
+      user,
+      keepId,
+    ]);
   }
 
   /** Counted in SQL: drivers disagree on how they report affected rows (pg vs PGlite). */
