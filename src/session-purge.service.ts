@@ -10,7 +10,6 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
 import { describeDatabaseError, SessionConfigurationError } from './errors.js';
 import {
-  DEFAULT_PURGE_BATCH_SIZE,
   SESSION_OPTIONS,
   SESSION_PURGE_JOB,
   SESSION_PURGE_JOB_NAME,
@@ -62,8 +61,8 @@ export class SessionPurgeService implements OnApplicationBootstrap, BeforeApplic
   /** Registers and starts the job once the data source is up (after migrations ran). */
   onApplicationBootstrap(): void {
     this.stopping = false;
-    const { purge } = this.options;
-    if (!purge || this.job) return;
+    const { cron } = this.options.purge;
+    if (cron === null || this.job) return;
     if (this.schedulerRegistry.doesExist('cron', this.jobName)) {
       throw new SessionConfigurationError(
         `a cron job named ${JSON.stringify(this.jobName)} is already registered. Two SessionModule instances ` +
@@ -71,7 +70,7 @@ export class SessionPurgeService implements OnApplicationBootstrap, BeforeApplic
       );
     }
     const job = CronJob.from({
-      cronTime: purge.cron,
+      cronTime: cron,
       // Failures are logged by purgeExpired; a tick must never throw into the timer.
       onTick: () =>
         this.purgeExpired().then(
@@ -125,11 +124,7 @@ export class SessionPurgeService implements OnApplicationBootstrap, BeforeApplic
   }
 
   private async run(): Promise<number> {
-    // purge: false only turns the schedule off; a manual purge still uses the default batch.
-    const { batchSize, maxDurationMs } = this.options.purge || {
-      batchSize: DEFAULT_PURGE_BATCH_SIZE,
-      maxDurationMs: null,
-    };
+    const { batchSize, maxDurationMs } = this.options.purge;
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     let deleted = 0;

@@ -20,7 +20,8 @@ export interface ResolvedSessionOptions {
   cookie: { secure: boolean; domain?: string; path: string; sameSite: 'lax' | 'strict' | 'none' };
   rolling: boolean;
   absoluteTimeout: number | null;
-  purge: false | { cron: string; batchSize: number; maxDurationMs: number | null };
+  /** `cron` is null with `purge: false`: no schedule, but `purgeExpired()` still works with these limits. */
+  purge: { cron: string | null; batchSize: number; maxDurationMs: number | null };
 }
 
 // RFC 6265 token: the characters a cookie name may use.
@@ -92,7 +93,7 @@ export function resolveSessionOptions(
 }
 
 function resolvePurgeOptions(purge: SessionModuleOptions['purge']): ResolvedSessionOptions['purge'] {
-  if (purge === false) return false;
+  if (purge === false) return { cron: null, batchSize: DEFAULT_PURGE_BATCH_SIZE, maxDurationMs: null };
   const batchSize = purge?.batchSize ?? DEFAULT_PURGE_BATCH_SIZE;
   if (!isPositiveInteger(batchSize)) {
     throw new SessionConfigurationError(`purge.batchSize must be a positive whole number, got ${String(batchSize)}.`);

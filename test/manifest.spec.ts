@@ -20,7 +20,7 @@ function packageName(specifier: string): string {
 
 interface Manifest {
   type: string;
-  exports: Record<string, unknown>;
+  exports: Record<string, object | string>;
   files: string[];
   engines: { node: string };
   dependencies?: Record<string, string>;

@@ -115,7 +115,7 @@ describe.each(POSTGRES_ONLY)('SessionModule with a named data source on %s', (_l
           entities: [Session],
           migrations: sessionMigrations,
           migrationsRun: true,
-        } as DataSourceOptions),
+        } as unknown as DataSourceOptions),
         SessionModule.forRoot({ dataSource: 'auth', purge: false }),
       ],
     }).compile();
