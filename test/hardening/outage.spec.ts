@@ -133,84 +133,87 @@ async function issueSessions(http: HttpApp): Promise<string[]> {
   return cookies;
 }
 
-describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform) => {
-  describe.each(DIRECT_POSTGRES)('with %s connections killed by pg_terminate_backend', (_databaseLabel, database) => {
-    let db: OpenDatabase;
-    let http: HttpApp;
-    let admin: pg.Client;
-    const logger = new CapturingLogger();
+// PostgreSQL only: PGlite lives in the test process and cannot go down.
+if (DIRECT_POSTGRES.length === 0) test.todo('database outage: needs DATABASE_URL (a PostgreSQL server)');
+else
+  describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform) => {
+    describe.each(DIRECT_POSTGRES)('with %s connections killed by pg_terminate_backend', (_databaseLabel, database) => {
+      let db: OpenDatabase;
+      let http: HttpApp;
+      let admin: pg.Client;
+      const logger = new CapturingLogger();
 
-    beforeAll(async () => {
-      db = await database.open();
-      http = await bootHttpApp(platform, {
-        database: db.options,
-        typeorm: POOL,
-        session: { globalGuard: true },
-        logger,
+      beforeAll(async () => {
+        db = await database.open();
+        http = await bootHttpApp(platform, {
+          database: db.options,
+          typeorm: POOL,
+          session: { globalGuard: true },
+          logger,
+        });
+        await http.app.listen(0, '127.0.0.1');
+        // An administrator on another database, so it is not among the killed.
+        admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+        await admin.connect();
       });
-      await http.app.listen(0, '127.0.0.1');
-      // An administrator on another database, so it is not among the killed.
-      admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
-      await admin.connect();
-    });
-    afterAll(async () => {
-      await admin?.end();
-      await http?.close();
-      await db?.dispose();
+      afterAll(async () => {
+        await admin?.end();
+        await http?.close();
+        await db?.dispose();
+      });
+
+      it('answers 503 while the connections are gone, 200 again within 5 s of them being allowed back, loses nothing', async () => {
+        const cookies = await issueSessions(http);
+        const name = new URL(db.url!).pathname.slice(1);
+        let killed = 0;
+        const figures = await runOutage(http, cookies, {
+          async down() {
+            // Refuse new connections first, so the pool cannot quietly reconnect: a real outage.
+            await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+            const rows = await admin.query(
+              'SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+              [name],
+            );
+            killed = rows.rows.filter((row) => row.killed).length;
+          },
+          async up() {
+            await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+          },
+        });
+        report(`${killed} connections killed by pg_terminate_backend`, platform, figures);
+        expect(killed).toBeGreaterThan(0);
+        await expectFailedClosedAndRecovered(http, cookies, figures, logger);
+      });
     });
 
-    it('answers 503 while the connections are gone, 200 again within 5 s of them being allowed back, loses nothing', async () => {
-      const cookies = await issueSessions(http);
-      const name = new URL(db.url!).pathname.slice(1);
-      let killed = 0;
-      const figures = await runOutage(http, cookies, {
-        async down() {
-          // Refuse new connections first, so the pool cannot quietly reconnect: a real outage.
-          await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
-          const rows = await admin.query(
-            'SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-            [name],
-          );
-          killed = rows.rows.filter((row) => row.killed).length;
-        },
-        async up() {
-          await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
-        },
+    describe.each(DIRECT_POSTGRES)('with the server stopped and restarted (%s, a throwaway cluster)', () => {
+      let server: ThrowawayPostgres;
+      let http: HttpApp;
+      const logger = new CapturingLogger();
+
+      beforeAll(async () => {
+        server = await startThrowawayPostgres();
+        http = await bootHttpApp(platform, {
+          database: { type: 'postgres', url: server.url },
+          typeorm: POOL,
+          session: { globalGuard: true },
+          logger,
+        });
+        await http.app.listen(0, '127.0.0.1');
+      }, 60_000);
+      afterAll(async () => {
+        await http?.close();
+        await server?.destroy();
       });
-      report(`${killed} connections killed by pg_terminate_backend`, platform, figures);
-      expect(killed).toBeGreaterThan(0);
-      await expectFailedClosedAndRecovered(http, cookies, figures, logger);
+
+      it('answers 503 while the server is down, 200 again within 5 s of its restart without restarting the app, loses nothing', async () => {
+        const cookies = await issueSessions(http);
+        const figures = await runOutage(http, cookies, {
+          down: () => server.stop('immediate'),
+          up: () => server.start(),
+        });
+        report('server crashed (pg_ctl stop -m immediate) and restarted', platform, figures);
+        await expectFailedClosedAndRecovered(http, cookies, figures, logger);
+      }, 60_000);
     });
   });
-
-  describe.each(DIRECT_POSTGRES)('with the server stopped and restarted (%s, a throwaway cluster)', () => {
-    let server: ThrowawayPostgres;
-    let http: HttpApp;
-    const logger = new CapturingLogger();
-
-    beforeAll(async () => {
-      server = await startThrowawayPostgres();
-      http = await bootHttpApp(platform, {
-        database: { type: 'postgres', url: server.url },
-        typeorm: POOL,
-        session: { globalGuard: true },
-        logger,
-      });
-      await http.app.listen(0, '127.0.0.1');
-    }, 60_000);
-    afterAll(async () => {
-      await http?.close();
-      await server?.destroy();
-    });
-
-    it('answers 503 while the server is down, 200 again within 5 s of its restart without restarting the app, loses nothing', async () => {
-      const cookies = await issueSessions(http);
-      const figures = await runOutage(http, cookies, {
-        down: () => server.stop('immediate'),
-        up: () => server.start(),
-      });
-      report('server crashed (pg_ctl stop -m immediate) and restarted', platform, figures);
-      await expectFailedClosedAndRecovered(http, cookies, figures, logger);
-    }, 60_000);
-  });
-});
