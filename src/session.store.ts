@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { DataSource } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { SESSION_DATA_SOURCE } from './session.constants.js';
 import { Session } from './session.entity.js';
 
@@ -9,6 +9,14 @@ interface SessionRow {
   user: string;
   created: Date;
   expires: Date;
+}
+
+/** @internal A row of the guard's lookup: the session and the database's `now()`. */
+type LookupRow = SessionRow & { now: Date };
+
+/** @internal The part of the driver's pool the lookup uses. */
+interface DriverPool {
+  query(sql: string, parameters: unknown[]): Promise<{ rows: unknown[] }>;
 }
 
 /** @internal What the guard's lookup returns: the row and the database's clock. */
@@ -54,7 +62,22 @@ export class SessionStore {
     const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
     this.table = metadata.schema ? `${quote(metadata.schema)}.${quote(metadata.tableName)}` : quote(metadata.tableName);
     this.tableLiteral = `'${this.table.replace(/'/g, "''")}'`;
+    const { type, logging, logger, maxQueryExecutionTime } = dataSource.options as {
+      type: string;
+      logging?: unknown;
+      logger?: unknown;
+      maxQueryExecutionTime?: number;
+    };
+    this.typeormIsQuiet =
+      type === 'postgres' &&
+      !logging &&
+      typeof logger !== 'object' &&
+      !maxQueryExecutionTime &&
+      dataSource.subscribers.every((subscriber) => !subscriber.beforeQuery && !subscriber.afterQuery);
   }
+
+  /** Whether TypeORM's query path would only run the query (no logs, no events): see `quietPool`. */
+  private readonly typeormIsQuiet: boolean;
 
   /** The table name as a SQL string literal, for `::regclass`. */
   private readonly tableLiteral: string;
@@ -123,13 +146,29 @@ export class SessionStore {
     return rows.length ? toSession(rows[0]) : null;
   }
 
-  /** The guard's one primary-key lookup: the row (live or not) and the database's `now()`. */
+  /**
+   * The guard's one primary-key lookup: the row (live or not) and the database's `now()`.
+   * When TypeORM would add nothing observable (see `quietPool`) it goes straight to the
+   * driver's pool: `DataSource.query` builds a QueryRunner, checks a connection out and
+   * back in and fires query events on every call, CPU the guard pays per request.
+   */
   async lookup(id: string): Promise<SessionLookup | null> {
-    const rows: (SessionRow & { now: Date })[] = await this.dataSource.query(
-      `SELECT ${COLUMNS}, now() AS "now" FROM ${this.table} WHERE id = $1`,
-      [id],
-    );
+    const sql = `SELECT ${COLUMNS}, now() AS "now" FROM ${this.table} WHERE id = $1`;
+    const pool = this.quietPool();
+    const rows = (pool ? (await pool.query(sql, [id])).rows : await this.dataSource.query(sql, [id])) as LookupRow[];
     return rows.length ? { session: toSession(rows[0]), databaseNow: rows[0].now } : null;
+  }
+
+  /**
+   * The driver's pool (`pg.Pool`, or PGlite's stand-in) when bypassing `DataSource.query`
+   * changes nothing anyone can see: a `postgres` data source without query logging, custom
+   * logger, slow-query threshold or query subscribers, whose `query` nobody has wrapped
+   * (an APM agent, a test spy). Otherwise null: go through TypeORM.
+   */
+  private quietPool(): DriverPool | null {
+    if (!this.typeormIsQuiet || this.dataSource.query !== DataSource.prototype.query) return null;
+    const master = (this.dataSource.driver as { master?: Partial<DriverPool> }).master;
+    return typeof master?.query === 'function' ? (master as DriverPool) : null;
   }
 
   /** The user of a live session, or null. */
