@@ -161,8 +161,6 @@ else
         // Every instance ran about every second, and every run said how many it deleted.
         for (const counts of perInstance) expect(counts.length).toBeGreaterThanOrEqual(RUN_MS / 1000 - 3);
         expect(purgeLines.filter((line) => line.message.startsWith('Purged ')).length).toBe(runLines.length);
-        // The work was shared out through the lock, not done three times.
-        expect(perInstance.filter((counts) => counts.some((count) => count > 0)).length).toBeGreaterThanOrEqual(1);
       },
       RUN_MS + 60_000,
     );
