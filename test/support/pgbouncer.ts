@@ -61,6 +61,8 @@ export async function startPgBouncer(serverUrl: string, binary = findPgBouncer()
       `listen_port = ${port}`,
       "unix_socket_dir = ''",
       'auth_type = trust',
+      // The admin console (database `pgbouncer`: SHOW CONFIG, SHOW POOLS) for the PgBouncer spec.
+      `admin_users = ${user}`,
       `auth_file = ${join(dir, 'userlist.txt')}`,
       'pool_mode = transaction',
       // Room for the concurrency suites' pools; few server connections, so sharing really happens.
