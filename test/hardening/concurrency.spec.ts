@@ -1,7 +1,7 @@
 import http from 'node:http';
 import pg from 'pg';
 import { bootHttpApp, CapturingLogger, type HttpApp } from '../support/http-app.js';
-import { POSTGRES_ONLY, type OpenDatabase } from '../support/databases.js';
+import { POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
 import { sleep } from './load.js';
 
 /**
@@ -22,8 +22,6 @@ const KEEPALIVE_EVERY_MS = 1_000;
 const EXPIRED_BATCH = 50;
 const EXPIRED_EVERY_MS = 250;
 const ROTATE_ROUNDS = 30;
-
-const DIRECT_POSTGRES = POSTGRES_ONLY.filter(([, database]) => !database.pooler);
 
 interface Answer {
   status: number;
@@ -78,9 +76,9 @@ function sessionCookie(answer: Answer): string | null {
   return line ? line.split(';')[0] : null;
 }
 
-if (DIRECT_POSTGRES.length === 0) test.todo('concurrency: needs DATABASE_URL (a PostgreSQL server)');
+if (POSTGRES_DIRECT.length === 0) test.todo('concurrency: needs DATABASE_URL (a PostgreSQL server)');
 else
-  describe.each(DIRECT_POSTGRES)('concurrency on %s', (_label, database) => {
+  describe.each(POSTGRES_DIRECT)('concurrency on %s', (_label, database) => {
     let db: OpenDatabase;
     let app: HttpApp;
     let port: number;

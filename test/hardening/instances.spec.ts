@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { Session, sessionMigrations } from '../../src/index.js';
-import { POSTGRES_ONLY, type OpenDatabase } from '../support/databases.js';
+import { POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
 import { sleep } from './load.js';
 
 /**
@@ -24,7 +24,6 @@ const LIVE_ROWS = 500;
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const FIXTURE = resolve(ROOT, 'test/fixtures/purge-instance-app.mjs');
-const DIRECT_POSTGRES = POSTGRES_ONLY.filter(([, database]) => !database.pooler);
 
 interface LogLine {
   instance: string;
@@ -69,9 +68,9 @@ function runInstance(
   });
 }
 
-if (DIRECT_POSTGRES.length === 0) test.todo('many instances: needs DATABASE_URL (a PostgreSQL server)');
+if (POSTGRES_DIRECT.length === 0) test.todo('many instances: needs DATABASE_URL (a PostgreSQL server)');
 else
-  describe.each(DIRECT_POSTGRES)('three app processes purging one database on %s', (_label, database) => {
+  describe.each(POSTGRES_DIRECT)('three app processes purging one database on %s', (_label, database) => {
     let db: OpenDatabase;
     let admin: pg.Pool;
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { bootHttpApp, CapturingLogger, HTTP_PLATFORMS, type HttpApp } from '../support/http-app.js';
-import { POSTGRES_ONLY, type OpenDatabase } from '../support/databases.js';
+import { POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
 import { type Sample, sleep, startLoad, statusCounts } from './load.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './throwaway-postgres.js';
 
@@ -25,8 +25,6 @@ const RECOVERY_LIMIT_MS = 5000;
 
 /** Pool settings a production app should have too: fail fast instead of queueing on a dead server. */
 const POOL = { extra: { connectionTimeoutMillis: 1000, query_timeout: 2000, max: 10 } };
-
-const DIRECT_POSTGRES = POSTGRES_ONLY.filter(([, database]) => !database.pooler);
 
 interface Outage {
   /** Kill the database for the app; resolves when it is certainly gone. */
@@ -128,10 +126,10 @@ async function issueSessions(http: HttpApp): Promise<string[]> {
 }
 
 // PostgreSQL only: PGlite lives in the test process and cannot go down.
-if (DIRECT_POSTGRES.length === 0) test.todo('database outage: needs DATABASE_URL (a PostgreSQL server)');
+if (POSTGRES_DIRECT.length === 0) test.todo('database outage: needs DATABASE_URL (a PostgreSQL server)');
 else
   describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform) => {
-    describe.each(DIRECT_POSTGRES)('with %s connections killed by pg_terminate_backend', (_databaseLabel, database) => {
+    describe.each(POSTGRES_DIRECT)('with %s connections killed by pg_terminate_backend', (_databaseLabel, database) => {
       let db: OpenDatabase;
       let http: HttpApp;
       let admin: pg.Client;
@@ -180,7 +178,7 @@ else
       });
     });
 
-    describe.each(DIRECT_POSTGRES)('with the server stopped and restarted (%s, a throwaway cluster)', () => {
+    describe.each(POSTGRES_DIRECT)('with the server stopped and restarted (%s, a throwaway cluster)', () => {
       let server: ThrowawayPostgres;
       let http: HttpApp;
       const logger = new CapturingLogger();

@@ -101,3 +101,6 @@ export const TEST_DATABASES: [string, TestDatabase][] = [
 
 /** Only the PostgreSQL server, directly and through PgBouncer (for multi-connection cases PGlite cannot host). */
 export const POSTGRES_ONLY: [string, TestDatabase][] = TEST_DATABASES.filter(([, db]) => db.kind === 'postgres');
+
+/** Only the PostgreSQL server itself, not through PgBouncer (for tests that stop it, kill its backends, or package the app). */
+export const POSTGRES_DIRECT: [string, TestDatabase][] = POSTGRES_ONLY.filter(([, db]) => db.pooler === undefined);
