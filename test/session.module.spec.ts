@@ -161,7 +161,7 @@ describe('SessionModule misconfiguration fails at startup with the fix in the me
     ['SameSite=None without Secure', { cookie: { sameSite: 'none', secure: false } }, /requires a Secure cookie/],
     ['a zero purge batch', { purge: { batchSize: 0 } }, /purge.batchSize must be a positive whole number/],
   ];
-  it.each(cases)('%s', async (_name, options, message) => {
+  it.each(cases)('%s', async (_name, sessionOptions, message) => {
     // The data source is created here so it can be closed: a failed compile cannot be.
     const opened: Promise<DataSource>[] = [];
     const typeOrm = TypeOrmModule.forRootAsync({
@@ -174,7 +174,7 @@ describe('SessionModule misconfiguration fails at startup with the fix in the me
     });
     let failure: unknown;
     try {
-      await Test.createTestingModule({ imports: [typeOrm, SessionModule.forRoot(options)] }).compile();
+      await Test.createTestingModule({ imports: [typeOrm, SessionModule.forRoot(sessionOptions)] }).compile();
     } catch (error) {
       failure = error;
     } finally {
