@@ -22,6 +22,7 @@ const PAUSE_MS = 20;
 const OUTAGE_MS = 1500;
 const AFTER_MS = 4000;
 const RECOVERY_LIMIT_MS = 5000;
+const KILLING_MS = 2000;
 
 /** Pool settings a production app should have too: fail fast instead of queueing on a dead server. */
 const POOL = { extra: { connectionTimeoutMillis: 1000, query_timeout: 2000, max: 10 } };
@@ -175,6 +176,40 @@ else
         report(`${killed} connections killed by pg_terminate_backend`, platform, figures);
         expect(killed).toBeGreaterThan(0);
         await expectFailedClosedAndRecovered(http, cookies, figures, logger);
+      });
+
+      it('answers only 200 or 503 while its connections are killed over and over (reconnects allowed), then 200 at once', async () => {
+        await http.dataSource.query('DELETE FROM sessions');
+        const cookies = await issueSessions(http);
+        const name = new URL(db.url!).pathname.slice(1);
+        const url = `${await http.app.getUrl()}/me`.replace('[::1]', '127.0.0.1');
+        const load = startLoad(url, cookies, PAUSE_MS);
+        await sleep(300);
+        let killed = 0;
+        const killUntil = performance.now() + KILLING_MS;
+        while (performance.now() < killUntil) {
+          const rows = await admin.query(
+            'SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+            [name],
+          );
+          killed += rows.rows.filter((row) => row.killed).length;
+          await sleep(100);
+        }
+        const stoppedKilling = performance.now();
+        await sleep(2000);
+        const samples = await load.stop();
+        // A request on a connection killed under it gets 503; the pool replaces the connection for the next one.
+        const after = samples.filter((sample) => sample.started >= stoppedKilling + 100);
+        process.stderr.write(
+          `[hardening:outage] ${platform}, ${killed} connections killed by pg_terminate_backend every 100 ms for ${KILLING_MS} ms ` +
+            `(reconnects allowed): ${samples.length} requests ${JSON.stringify(statusCounts(samples))}, ` +
+            `${after.length} after the killing stopped all 200\n`,
+        );
+        expect(killed).toBeGreaterThan(KILLING_MS / 100);
+        expect(Object.keys(statusCounts(samples)).filter((status) => status !== '200' && status !== '503')).toEqual([]);
+        expect(after.length).toBeGreaterThan(CLIENTS);
+        expect(statusCounts(after)).toEqual({ 200: after.length });
+        expect(await http.dataSource.query('SELECT count(*)::int AS n FROM sessions')).toEqual([{ n: SESSIONS }]);
       });
     });
 
