@@ -72,6 +72,25 @@ describe.each(TEST_DATABASES)('SessionStore lookup path on %s', (_label, databas
       expect(validation).toMatchObject({ valid: true, renewedExpires: null, session: { user: 'alice' } });
     });
 
+    it('returns the stored row to the millisecond (times travel as epoch milliseconds)', async () => {
+      const cookieValue = await sessions.createSessionForUser('erin');
+      // Sub-millisecond digits must be cut, never rounded up into the next millisecond.
+      await dataSource.query(
+        `UPDATE sessions SET created = date_trunc('second', now()) - interval '1 day' + interval '0.123999 second',
+                             expires = '2999-01-02 03:04:05.678999+00' WHERE "user" = 'erin'`,
+      );
+      const stored = await sessions.get(cookieValue);
+      const validation = await sessions.validate(cookieValue);
+      expect(validation.valid).toBe(true);
+      if (!validation.valid) return;
+      expect(validation.session.id).toBe(stored!.id);
+      expect(validation.session.user).toBe('erin');
+      expect(validation.session.created.getTime() % 1000).toBe(123);
+      expect(validation.session.created.getTime()).toBe(stored!.created.getTime());
+      expect(validation.session.expires.toISOString()).toBe('2999-01-02T03:04:05.678Z');
+      expect(validation.session.expires.getTime()).toBe(stored!.expires.getTime());
+    });
+
     it('still decides expiry by the database clock and deletes the expired row', async () => {
       const cookieValue = await sessions.createSessionForUser('bob');
       await dataSource.query(`UPDATE sessions SET expires = now() - interval '1 second' WHERE "user" = 'bob'`);
