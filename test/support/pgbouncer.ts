@@ -93,7 +93,10 @@ export async function startPgBouncer(serverUrl: string, binary = findPgBouncer()
   child.stderr?.on('data', (chunk) => (stderr += String(chunk)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // Never outlive the test run, even when a teardown is skipped.
-  const killOnExit = () => child.kill('SIGKILL');
+  const killOnExit = () => {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
   process.once('exit', killOnExit);
 
   const log = () => stderr + (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
