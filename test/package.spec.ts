@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { POSTGRES_ONLY, type OpenDatabase } from './support/databases.js';
+import { POSTGRES_DIRECT, type OpenDatabase } from './support/databases.js';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
@@ -12,7 +12,7 @@ const root = resolve(import.meta.dirname, '..');
  * The package as users get it: `npm pack`, installed into a separate app by npm,
  * imported by name, every SessionService method run against PostgreSQL.
  */
-describe.each(POSTGRES_ONLY)('the packed package, installed into a separate Nest app (%s)', (_label, database) => {
+describe.each(POSTGRES_DIRECT)('the packed package, installed into a separate Nest app (%s)', (_label, database) => {
   let db: OpenDatabase;
   let appDir: string;
 
