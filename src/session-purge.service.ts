@@ -9,11 +9,7 @@ import {
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
 import { describeDatabaseError, SessionConfigurationError } from './errors.js';
-import {
-  SESSION_OPTIONS,
-  SESSION_PURGE_JOB,
-  SESSION_PURGE_JOB_NAME,
-} from './session.constants.js';
+import { SESSION_OPTIONS, SESSION_PURGE_JOB, SESSION_PURGE_JOB_NAME } from './session.constants.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './session.store.js';
 

@@ -25,7 +25,11 @@ export interface IssuedSession {
 
 /** What the guard learns from a cookie value. @publicApi */
 export type SessionValidation =
-  | { valid: true; session: Session; /** Set when sliding expiry pushed `expires`: refresh the cookie. */ renewedExpires: Date | null }
+  | {
+      valid: true;
+      session: Session;
+      /** Set when sliding expiry pushed `expires`: refresh the cookie. */ renewedExpires: Date | null;
+    }
   | { valid: false };
 
 const INVALID: SessionValidation = { valid: false };
@@ -160,7 +164,11 @@ export class SessionService implements OnApplicationBootstrap {
   async rotateSession(sessionId: string): Promise<IssuedSession | null> {
     if (!isWellFormedSessionId(sessionId)) return null;
     const cookieValue = generateCookieValue();
-    const session = await this.store.replaceId(this.toId(sessionId), this.toId(cookieValue), this.options.absoluteTimeout);
+    const session = await this.store.replaceId(
+      this.toId(sessionId),
+      this.toId(cookieValue),
+      this.options.absoluteTimeout,
+    );
     return session && { cookieValue, session };
   }
 
@@ -237,6 +245,8 @@ function isValidUserId(userId: unknown): userId is string {
 
 function assertValidUserId(userId: unknown): asserts userId is string {
   if (!isValidUserId(userId)) {
-    throw new InvalidSessionError(`Session user must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters.`);
+    throw new InvalidSessionError(
+      `Session user must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters.`,
+    );
   }
 }
