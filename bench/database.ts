@@ -163,6 +163,15 @@ export class BenchDatabase {
     await this.pool.query('VACUUM ANALYZE session');
   }
 
+  /**
+   * Turns autovacuum off on both tables, for runs that `settle()` themselves before each
+   * measurement: otherwise app 4's touch UPDATEs can trigger one during the next app's.
+   */
+  async disableAutovacuum(): Promise<void> {
+    await this.pool.query('ALTER TABLE sessions SET (autovacuum_enabled = false)');
+    await this.pool.query('ALTER TABLE session SET (autovacuum_enabled = false)');
+  }
+
   /** Flushes dirty pages now, so no checkpoint triggered by earlier writes lands in a measurement. */
   async checkpoint(): Promise<void> {
     await this.pool.query('CHECKPOINT');

@@ -76,7 +76,8 @@ try {
   await database.settle();
   await database.checkpoint();
   app = await startChecked();
-  const quiet = await timePurge(app);
+  const beforeQuietPurge = await database.countSessions();
+  const quiet = await checkPurge(beforeQuietPurge, await runPurge(app));
   log(
     `  purge alone: ${formatNumber(quiet.deleted)} rows in ${formatNumber(quiet.ms / 1000, 2)} s = ${formatNumber(quiet.rowsPerSecond)} rows/s`,
   );
@@ -86,8 +87,10 @@ try {
   await database.settle();
   await database.checkpoint();
   await warmUp(app);
+  const beforeLoadedPurge = await database.countSessions();
   const idle = await measure(app, 'idle, before the purge');
-  const purging = timePurge(app);
+  // The load starts with the purge and the measurement ends when it returns.
+  const purging = runPurge(app);
   const during = await runLoad({
     ...load,
     port: app.port,
@@ -95,7 +98,7 @@ try {
     duration: 3600,
     stopWhen: purging,
   });
-  const loaded = await purging;
+  const loaded = await checkPurge(beforeLoadedPurge, await purging);
   assertClean(during, 'during the purge');
   log(
     `  during the purge: p50 ${formatNumber(during.p50, 2)} ms, p99 ${formatNumber(during.p99, 2)} ms over ${formatNumber(during.seconds, 1)} s; purge under load ${formatNumber(loaded.rowsPerSecond)} rows/s`,
@@ -250,18 +253,25 @@ async function measure(running: AppProcess, what: string): Promise<LoadResult> {
   return result;
 }
 
-/** Runs `purgeExpired()` in the app; checks it deleted every expired row and no live one. */
-async function timePurge(running: AppProcess): Promise<{ deleted: number; ms: number; rowsPerSecond: number }> {
-  const before = await database.countSessions();
-  const { ms, deleted: reported } = await running.call<{ ms: number; deleted: number }>('purge');
+/** Runs `purgeExpired()` in the app, timed there. */
+function runPurge(running: AppProcess): Promise<{ ms: number; deleted: number }> {
+  return running.call<{ ms: number; deleted: number }>('purge');
+}
+
+/** Checks the purge deleted every expired row and no live one (counted `before` it); its rate. */
+async function checkPurge(
+  before: { live: number; expired: number },
+  purge: { ms: number; deleted: number },
+): Promise<{ deleted: number; ms: number; rowsPerSecond: number }> {
   const after = await database.countSessions();
   if (after.expired !== 0 || after.live !== before.live) {
     throw new Error(`purgeExpired() left ${after.expired} expired rows and ${after.live} of ${before.live} live ones`);
   }
   const deleted = before.expired - after.expired;
-  if (reported !== deleted)
-    throw new Error(`purgeExpired() reported ${reported} deleted rows, the table lost ${deleted}`);
-  return { deleted, ms, rowsPerSecond: deleted / (ms / 1000) };
+  if (purge.deleted !== deleted) {
+    throw new Error(`purgeExpired() reported ${purge.deleted} deleted rows, the table lost ${deleted}`);
+  }
+  return { deleted, ms: purge.ms, rowsPerSecond: deleted / (purge.ms / 1000) };
 }
 
 function assertClean(result: LoadResult, what: string): void {

@@ -4,7 +4,7 @@
  */
 import { APPS, AppProcess, type BenchApp } from './app-process.js';
 import { checkApp } from './check.js';
-import { BenchDatabase } from './database.js';
+import { BenchDatabase, type ValidSessions } from './database.js';
 import { runLoad, spoiled, type LoadResult } from './load.js';
 import { COMMON_USAGE, count, parseFlags } from './options.js';
 import {
@@ -20,6 +20,7 @@ import {
 const USAGE = `npm run bench -- [flags]
   --rows N            rows in each sessions table (default 100000; smoke 2000), e.g. --rows 1m
   --apps LIST         which apps to run, e.g. 2,3 (default 1,2,3,4)
+  --rounds N          measure every app N times, interleaved; the table shows medians (default 3; smoke 1)
 ${COMMON_USAGE}`;
 
 interface AppResult extends LoadResult {
@@ -31,10 +32,11 @@ interface AppResult extends LoadResult {
 
 const { settings, values } = parseFlags(
   process.argv.slice(2),
-  { rows: { type: 'string' }, apps: { type: 'string' } },
+  { rows: { type: 'string' }, apps: { type: 'string' }, rounds: { type: 'string' } },
   USAGE,
 );
 const rows = count(values.rows, settings.smoke ? 2000 : 100_000, 'rows');
+const rounds = count(values.rounds, settings.smoke ? 1 : 3, 'rounds');
 if (rows < settings.cookies) throw new Error(`--rows (${rows}) must be at least --cookies (${settings.cookies})`);
 const apps = selectApps(values.apps);
 const log = (line: string) => console.log(line);
@@ -44,55 +46,50 @@ const environment = await describeEnvironment(await database.serverVersion());
 log(`machine: ${environmentLine(environment)}`);
 log(
   `load: ${settings.connections} connections, ${settings.warmup} s warm-up + ${settings.duration} s per app; ` +
-    `${rows.toLocaleString('en-US')} rows per table, requests rotating over ${settings.cookies.toLocaleString('en-US')} sessions`,
+    `${rows.toLocaleString('en-US')} rows per table, requests rotating over ${settings.cookies.toLocaleString('en-US')} sessions; ` +
+    `${rounds} round${rounds === 1 ? '' : 's'}`,
 );
 
-const results: AppResult[] = [];
+const measurements: AppResult[] = [];
 try {
   const valid = await database.addValidSessions(settings.cookies);
   await database.addLiveFiller(rows - settings.cookies, true, log);
-  await database.settle();
-
-  for (const app of apps) {
-    const cookies = app.cookies === 'package' ? valid.packageCookies : valid.expressCookies;
-    await database.checkpoint();
-    const running = await AppProcess.start(app, database.url, { nodeFlags: settings.appNodeFlags });
-    try {
-      await checkApp(app, running.port, cookies[0], valid.users[0]);
-      await runLoad({
-        port: running.port,
-        connections: settings.connections,
-        duration: settings.warmup,
-        cookies,
-        recordLatencies: false,
-      });
-      const cpuBefore = await running.cpuMicros();
-      const result = await runLoad({
-        port: running.port,
-        connections: settings.connections,
-        duration: settings.duration,
-        cookies,
-      });
-      const appCpuMicrosPerRequest = ((await running.cpuMicros()) - cpuBefore) / Math.max(1, result.responses);
-      const problem = spoiled(result);
-      if (problem) throw new Error(`app ${app.number} (${app.label}): ${problem} during the measurement`);
-      results.push({ number: app.number, label: app.label, ...result, appCpuMicrosPerRequest });
-      log(
-        `  ${app.number} ${app.label}: ${formatNumber(result.requestsPerSecond)} req/s, p50 ${formatNumber(result.p50, 2)} ms, ` +
-          `p99 ${formatNumber(result.p99, 2)} ms, app CPU ${formatNumber(appCpuMicrosPerRequest)} µs/req`,
-      );
-    } finally {
-      await running.stop();
+  await database.disableAutovacuum();
+  for (let round = 0; round < rounds; round++) {
+    if (rounds > 1) log(`round ${round + 1} of ${rounds}`);
+    // Each round starts one app later, so no app always runs right after the same one.
+    for (let i = 0; i < apps.length; i++) {
+      measurements.push(await measureApp(apps[(i + round) % apps.length], valid));
     }
   }
 } finally {
   await database.close();
 }
 
+/** Per app, the median of each figure over the rounds (each figure on its own). */
+const results: AppResult[] = apps
+  .map((app) => measurements.filter((m) => m.number === app.number))
+  .filter((runs) => runs.length > 0)
+  .map((runs) => ({
+    ...runs[0],
+    requestsPerSecond: median(runs.map((m) => m.requestsPerSecond)),
+    p50: median(runs.map((m) => m.p50 ?? NaN)),
+    p99: median(runs.map((m) => m.p99 ?? NaN)),
+    appCpuMicrosPerRequest: median(runs.map((m) => m.appCpuMicrosPerRequest)),
+    responses: runs.reduce((sum, m) => sum + m.responses, 0),
+    seconds: runs.reduce((sum, m) => sum + m.seconds, 0),
+  }));
+
 const byNumber = (n: number) => results.find((result) => result.number === n)?.requestsPerSecond ?? null;
 const ratio = (a: number | null, b: number | null) => (a !== null && b ? a / b : null);
 const ratio32 = ratio(byNumber(3), byNumber(2));
 const ratio34 = ratio(byNumber(3), byNumber(4));
+/** The ratios within each round, to see how much they move from round to round. */
+const roundRatios = Array.from({ length: rounds }, (_, round) => {
+  const inRound = measurements.slice(round * apps.length, (round + 1) * apps.length);
+  const rps = (n: number) => inRound.find((m) => m.number === n)?.requestsPerSecond ?? null;
+  return { '3/2': ratio(rps(3), rps(2)), '3/4': ratio(rps(3), rps(4)) };
+});
 const targets: TargetCheck[] = [
   {
     name: 'ratio 3/2 (package vs raw pg floor)',
@@ -122,6 +119,10 @@ log(
   ),
 );
 log('');
+if (rounds > 1) {
+  const list = (key: '3/2' | '3/4') => roundRatios.map((r) => formatNumber(r[key], 2)).join(', ');
+  log(`per round: 3/2 ${list('3/2')}; 3/4 ${list('3/4')} (table: medians over ${rounds} rounds)`);
+}
 log(targetLines(targets));
 
 if (settings.jsonFile) {
@@ -134,9 +135,12 @@ if (settings.jsonFile) {
       durationSeconds: settings.duration,
       rows,
       cookies: settings.cookies,
+      rounds,
     },
     apps: results,
     ratios: { '3/2': ratio32, '3/4': ratio34 },
+    roundRatios,
+    measurements,
     targets,
   });
   log(`\nwrote ${settings.jsonFile}`);
@@ -150,6 +154,38 @@ const missing = apps.filter((app) => {
 if (missing.length) {
   console.error(`no numbers for app(s) ${missing.map((app) => app.number).join(', ')}`);
   process.exitCode = 1;
+}
+
+/** Starts `app`, checks it, warms it up, measures it, stops it. */
+async function measureApp(app: BenchApp, valid: ValidSessions): Promise<AppResult> {
+  const cookies = app.cookies === 'package' ? valid.packageCookies : valid.expressCookies;
+  // Every app starts from the same state: vacuumed (app 4 leaves dead tuples) and checkpointed.
+  await database.settle();
+  await database.checkpoint();
+  const running = await AppProcess.start(app, database.url, { nodeFlags: settings.appNodeFlags });
+  try {
+    await checkApp(app, running.port, cookies[0], valid.users[0]);
+    const load = { port: running.port, connections: settings.connections, cookies };
+    await runLoad({ ...load, duration: settings.warmup, recordLatencies: false });
+    const cpuBefore = await running.cpuMicros();
+    const result = await runLoad({ ...load, duration: settings.duration });
+    const appCpuMicrosPerRequest = ((await running.cpuMicros()) - cpuBefore) / Math.max(1, result.responses);
+    const problem = spoiled(result);
+    if (problem) throw new Error(`app ${app.number} (${app.label}): ${problem} during the measurement`);
+    log(
+      `  ${app.number} ${app.label}: ${formatNumber(result.requestsPerSecond)} req/s, p50 ${formatNumber(result.p50, 2)} ms, ` +
+        `p99 ${formatNumber(result.p99, 2)} ms, app CPU ${formatNumber(appCpuMicrosPerRequest)} µs/req`,
+    );
+    return { number: app.number, label: app.label, ...result, appCpuMicrosPerRequest };
+  } finally {
+    await running.stop();
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 function selectApps(list: unknown): BenchApp[] {
