@@ -117,3 +117,10 @@ export function spoiled(result: LoadResult): string | null {
   }
   return null;
 }
+
+/** The median of `figures` (NaN for none). */
+export function median(figures: number[]): number {
+  const sorted = [...figures].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}

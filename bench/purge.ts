@@ -6,7 +6,7 @@
 import { APPS, AppProcess } from './app-process.js';
 import { checkApp } from './check.js';
 import { BenchDatabase, type ValidSessions } from './database.js';
-import { runLoad, spoiled, type LoadResult } from './load.js';
+import { median, runLoad, spoiled, type LoadResult } from './load.js';
 import { COMMON_USAGE, count, parseFlags } from './options.js';
 import {
   describeEnvironment,
@@ -19,9 +19,10 @@ import {
 } from './report.js';
 
 const USAGE = `npm run bench:purge -- [flags]
-  --small-rows N      rows for the small-table lookup measurement (default 10000; smoke 2000)
-  --live N            live rows kept through the purge, and the large table (default 1000000; smoke 5000)
-  --expired N         expired rows the purge deletes (default 1000000; smoke 5000)
+  --small-rows N      rows of the small table, for lookup cost against size (default 10000; smoke 2000)
+  --live N            live rows kept through the purge: the large table (default 1000000; smoke 5000)
+  --expired N         expired rows the purge deletes (default 1000000; smoke 50000, so the purge lasts long enough to measure under)
+  --rounds N          small/large table measurements, interleaved; medians compared (default 3; smoke 1)
   --rss-requests N    guarded requests between the two RSS readings (default 1000000; smoke 5000)
 ${COMMON_USAGE}`;
 
@@ -31,13 +32,15 @@ const { settings, values } = parseFlags(
     'small-rows': { type: 'string' },
     live: { type: 'string' },
     expired: { type: 'string' },
+    rounds: { type: 'string' },
     'rss-requests': { type: 'string' },
   },
   USAGE,
 );
 const smallRows = count(values['small-rows'], settings.smoke ? 2000 : 10_000, 'small-rows');
 const liveRows = count(values.live, settings.smoke ? 5000 : 1_000_000, 'live');
-const expiredRows = count(values.expired, settings.smoke ? 5000 : 1_000_000, 'expired');
+const expiredRows = count(values.expired, settings.smoke ? 50_000 : 1_000_000, 'expired');
+const rounds = count(values.rounds, settings.smoke ? 1 : 3, 'rounds');
 const rssRequests = count(values['rss-requests'], settings.smoke ? 5000 : 1_000_000, 'rss-requests');
 if (smallRows < settings.cookies || liveRows < smallRows) {
   throw new Error('need --cookies <= --small-rows <= --live');
@@ -47,92 +50,106 @@ const app3 = APPS[2];
 // when `purgeExpired()` runs (with `purge: false` it keeps the default batch size).
 const appEnv = { BENCH_SESSION_OPTIONS: JSON.stringify({ purge: false }) };
 const log = (line: string) => console.log(line);
-const load = { connections: settings.connections };
 
-const database = await BenchDatabase.create(settings.serverUrl, settings.databaseName);
-const environment = await describeEnvironment(await database.serverVersion());
+/** A database with the sessions its requests rotate over. */
+interface Table {
+  database: BenchDatabase;
+  valid: ValidSessions;
+}
+
+// Two databases on the server, so the small and the large table can be measured in
+// alternation (a burst of other work on the machine then hits both, not one).
+const largeDatabase = await BenchDatabase.create(settings.serverUrl, settings.databaseName);
+const smallDatabase = await BenchDatabase.create(settings.serverUrl, `${settings.databaseName}_small`);
+const environment = await describeEnvironment(await largeDatabase.serverVersion());
 log(`machine: ${environmentLine(environment)}`);
 log(
-  `load: ${settings.connections} connections, ${settings.warmup} s warm-up, ${settings.duration} s per measurement, rotating over ${settings.cookies} sessions`,
+  `load: ${settings.connections} connections, ${settings.warmup} s warm-up, ${settings.duration} s per measurement, ` +
+    `rotating over ${settings.cookies} sessions`,
 );
 
 let app: AppProcess | null = null;
-let valid: ValidSessions;
 const report: Record<string, unknown> = {};
 try {
-  valid = await database.addValidSessions(settings.cookies);
-  await database.addLiveFiller(smallRows - settings.cookies, false, log);
-  await database.settle();
+  const small: Table = { database: smallDatabase, valid: await smallDatabase.addValidSessions(settings.cookies) };
+  await small.database.addLiveFiller(smallRows - settings.cookies, false, log);
+  await small.database.settle();
+  const large: Table = { database: largeDatabase, valid: await largeDatabase.addValidSessions(settings.cookies) };
+  await large.database.addLiveFiller(liveRows - settings.cookies, false, log);
+  await large.database.addExpired(expiredRows, log);
+  await large.database.settle();
+  await large.database.checkpoint();
 
-  // 1. Lookup cost at the small table size.
-  app = await startChecked();
-  await warmUp(app);
-  const small = await measure(app, 'small table');
-  await app.stop();
-
-  // 2. Grow to `liveRows` live + `expiredRows` expired, and time a purge with no load.
-  await database.addLiveFiller(liveRows - smallRows, false, log);
-  await database.addExpired(expiredRows, log);
-  await database.settle();
-  await database.checkpoint();
-  app = await startChecked();
-  const beforeQuietPurge = await database.countSessions();
-  const quiet = await checkPurge(beforeQuietPurge, await runPurge(app));
+  // 1. `liveRows` live + `expiredRows` expired: time a purge with no load.
+  app = await startChecked(large);
+  const beforeQuietPurge = await large.database.countSessions();
+  const quiet = await checkPurge(large, beforeQuietPurge, await runPurge(app));
   log(
-    `  purge alone: ${formatNumber(quiet.deleted)} rows in ${formatNumber(quiet.ms / 1000, 2)} s = ${formatNumber(quiet.rowsPerSecond)} rows/s`,
+    `  purge alone: ${formatNumber(quiet.deleted)} rows in ${formatNumber(quiet.ms / 1000, 2)} s = ` +
+      `${formatNumber(quiet.rowsPerSecond)} rows/s`,
   );
 
-  // 3. The guard's p99 idle, then while the same purge runs (expired rows put back).
-  await database.addExpired(expiredRows, log);
-  await database.settle();
-  await database.checkpoint();
-  await warmUp(app);
-  const beforeLoadedPurge = await database.countSessions();
-  const idle = await measure(app, 'idle, before the purge');
+  // 2. The expired rows put back: the guard's p99 idle, then while the same purge runs.
+  await large.database.addExpired(expiredRows, log);
+  await large.database.settle();
+  await large.database.checkpoint();
+  await warmUp(app, large);
+  const beforeLoadedPurge = await large.database.countSessions();
+  const idle = await measure(app, large, 'idle, before the purge');
   // The load starts with the purge and the measurement ends when it returns.
   const purging = runPurge(app);
   const during = await runLoad({
-    ...load,
     port: app.port,
-    cookies: valid.packageCookies,
+    connections: settings.connections,
+    cookies: large.valid.packageCookies,
     duration: 3600,
     stopWhen: purging,
   });
-  const loaded = await checkPurge(beforeLoadedPurge, await purging);
+  const loaded = await checkPurge(large, beforeLoadedPurge, await purging);
   assertClean(during, 'during the purge');
   log(
-    `  during the purge: p50 ${formatNumber(during.p50, 2)} ms, p99 ${formatNumber(during.p99, 2)} ms over ${formatNumber(during.seconds, 1)} s; purge under load ${formatNumber(loaded.rowsPerSecond)} rows/s`,
+    `  during the purge: p50 ${formatNumber(during.p50, 2)} ms, p99 ${formatNumber(during.p99, 2)} ms ` +
+      `over ${formatNumber(during.seconds, 1)} s; purge under load ${formatNumber(loaded.rowsPerSecond)} rows/s`,
   );
   await app.stop();
+  app = null;
 
-  // 4. Lookup cost at the large table size, then memory over `rssRequests` requests.
-  await database.settle();
-  await database.checkpoint();
-  app = await startChecked();
-  await warmUp(app);
+  // 3. Lookup cost against table size: `smallRows` vs `liveRows` (the purged table,
+  // vacuumed), a fresh app each time, in alternation; medians compared.
+  await large.database.settle();
+  const smallRuns: LoadResult[] = [];
+  const largeRuns: LoadResult[] = [];
+  for (let round = 0; round < rounds; round++) {
+    smallRuns.push(await measureFresh(small, `${compact(smallRows)} rows`));
+    largeRuns.push(await measureFresh(large, `${compact(liveRows)} rows`));
+  }
+  const smallMedian = medianResult(smallRuns);
+  const largeMedian = medianResult(largeRuns);
+
+  // 4. Memory: a fresh app on the large table, RSS after warm-up and after `rssRequests`.
+  await large.database.checkpoint();
+  app = await startChecked(large);
+  await warmUp(app, large);
   const afterWarmup = await app.call<NodeJS.MemoryUsage>('memory');
-  const rssAfterWarmup = afterWarmup.rss;
-  const large = await measure(app, 'large table');
   const soak = await runLoad({
-    ...load,
     port: app.port,
-    cookies: valid.packageCookies,
+    connections: settings.connections,
+    cookies: large.valid.packageCookies,
     amount: rssRequests,
     recordLatencies: false,
   });
   assertClean(soak, 'the memory run');
   const afterSoak = await app.call<NodeJS.MemoryUsage>('memory');
-  const rssAfterSoak = afterSoak.rss;
-  log(
-    `  RSS ${mb(rssAfterWarmup)} MB after warm-up, ${mb(rssAfterSoak)} MB after ${formatNumber(soak.responses)} more requests ` +
-      `(V8 heap used ${mb(afterWarmup.heapUsed)} -> ${mb(afterSoak.heapUsed)} MB)`,
-  );
+  const memoryLine =
+    `RSS ${mb(afterWarmup.rss)} MB after warm-up, ${mb(afterSoak.rss)} MB after ${formatNumber(soak.responses)} ` +
+    `more guarded requests (V8 heap used ${mb(afterWarmup.heapUsed)} -> ${mb(afterSoak.heapUsed)} MB)`;
+  log(`  ${memoryLine}`);
   await app.stop();
   app = null;
 
   const p99Ratio = idle.p99 && during.p99 !== null ? during.p99 / idle.p99 : null;
-  const p50Ratio = small.p50 && large.p50 !== null ? large.p50 / small.p50 : null;
-  const rssGrowthMb = (rssAfterSoak - rssAfterWarmup) / 2 ** 20;
+  const p50Ratio = smallMedian.p50 && largeMedian.p50 !== null ? largeMedian.p50 / smallMedian.p50 : null;
+  const rssGrowthMb = (afterSoak.rss - afterWarmup.rss) / 2 ** 20;
   const targets: TargetCheck[] = [
     {
       name: 'purge rate, rows/s',
@@ -160,31 +177,32 @@ try {
     },
   ];
 
+  const medians = rounds > 1 ? ` (median of ${rounds})` : '';
   log('');
   log(
     table(
       ['app 3 (AuthGuard)', 'req/s', 'p50 ms', 'p99 ms'],
-      [
-        [`${compact(smallRows)} live rows`, small],
-        [`${compact(liveRows)} live + ${compact(expiredRows)} expired, idle`, idle],
-        [`same, during purgeExpired()`, during],
-        [`${compact(liveRows)} live rows`, large],
-      ].map(([label, result]) => [
-        label as string,
-        formatNumber((result as LoadResult).requestsPerSecond),
-        formatNumber((result as LoadResult).p50, 2),
-        formatNumber((result as LoadResult).p99, 2),
+      (
+        [
+          [`${compact(smallRows)} live rows${medians}`, smallMedian],
+          [`${compact(liveRows)} live rows${medians}`, largeMedian],
+          [`${compact(liveRows)} live + ${compact(expiredRows)} expired, idle`, idle],
+          ['same, during purgeExpired()', during],
+        ] as [string, LoadResult][]
+      ).map(([label, result]) => [
+        label,
+        formatNumber(result.requestsPerSecond),
+        formatNumber(result.p50, 2),
+        formatNumber(result.p99, 2),
       ]),
     ),
   );
   log('');
   log(
-    `purgeExpired(): ${formatNumber(quiet.deleted)} expired of ${formatNumber(quiet.deleted + liveRows)} rows in ${formatNumber(quiet.ms / 1000, 2)} s alone; ${formatNumber(loaded.ms / 1000, 2)} s under load`,
+    `purgeExpired(): ${formatNumber(quiet.deleted)} expired of ${formatNumber(quiet.deleted + liveRows)} rows ` +
+      `in ${formatNumber(quiet.ms / 1000, 2)} s alone; ${formatNumber(loaded.ms / 1000, 2)} s under load`,
   );
-  log(
-    `RSS: ${mb(rssAfterWarmup)} MB after warm-up, ${mb(rssAfterSoak)} MB after ${formatNumber(soak.responses)} more guarded requests ` +
-      `(V8 heap used ${mb(afterWarmup.heapUsed)} -> ${mb(afterSoak.heapUsed)} MB)`,
-  );
+  log(memoryLine);
   log('');
   log(targetLines(targets));
 
@@ -199,13 +217,14 @@ try {
       smallRows,
       liveRows,
       expiredRows,
+      rounds,
       rssRequests,
     },
-    lookup: { small, idle, duringPurge: during, large },
+    lookup: { small: smallMedian, large: largeMedian, smallRuns, largeRuns, idle, duringPurge: during },
     purge: { alone: quiet, underLoad: loaded },
     memory: {
-      rssAfterWarmupMb: mb(rssAfterWarmup),
-      rssAfterRequestsMb: mb(rssAfterSoak),
+      rssAfterWarmupMb: mb(afterWarmup.rss),
+      rssAfterRequestsMb: mb(afterSoak.rss),
       heapUsedAfterWarmupMb: mb(afterWarmup.heapUsed),
       heapUsedAfterRequestsMb: mb(afterSoak.heapUsed),
       requests: soak.responses,
@@ -215,7 +234,8 @@ try {
   });
 } finally {
   await app?.stop();
-  await database.close();
+  await largeDatabase.close();
+  await smallDatabase.close();
 }
 
 if (settings.jsonFile) {
@@ -223,34 +243,59 @@ if (settings.jsonFile) {
   log(`\nwrote ${settings.jsonFile}`);
 }
 
-async function startChecked(): Promise<AppProcess> {
-  const started = await AppProcess.start(app3, database.url, { nodeFlags: settings.appNodeFlags, env: appEnv });
-  await checkApp(app3, started.port, valid.packageCookies[0], valid.users[0]);
+async function startChecked(on: Table): Promise<AppProcess> {
+  const started = await AppProcess.start(app3, on.database.url, { nodeFlags: settings.appNodeFlags, env: appEnv });
+  await checkApp(app3, started.port, on.valid.packageCookies[0], on.valid.users[0]);
   return started;
 }
 
-async function warmUp(running: AppProcess): Promise<void> {
+async function warmUp(running: AppProcess, on: Table): Promise<void> {
   await runLoad({
-    ...load,
     port: running.port,
-    cookies: valid.packageCookies,
+    connections: settings.connections,
+    cookies: on.valid.packageCookies,
     duration: settings.warmup,
     recordLatencies: false,
   });
 }
 
-async function measure(running: AppProcess, what: string): Promise<LoadResult> {
+async function measure(running: AppProcess, on: Table, what: string): Promise<LoadResult> {
   const result = await runLoad({
-    ...load,
     port: running.port,
-    cookies: valid.packageCookies,
+    connections: settings.connections,
+    cookies: on.valid.packageCookies,
     duration: settings.duration,
   });
   assertClean(result, what);
   log(
-    `  ${what}: ${formatNumber(result.requestsPerSecond)} req/s, p50 ${formatNumber(result.p50, 2)} ms, p99 ${formatNumber(result.p99, 2)} ms`,
+    `  ${what}: ${formatNumber(result.requestsPerSecond)} req/s, p50 ${formatNumber(result.p50, 2)} ms, ` +
+      `p99 ${formatNumber(result.p99, 2)} ms`,
   );
   return result;
+}
+
+/** Starts app 3 on `on`, warms it up, measures it, stops it. */
+async function measureFresh(on: Table, what: string): Promise<LoadResult> {
+  await on.database.checkpoint();
+  const running = await startChecked(on);
+  try {
+    await warmUp(running, on);
+    return await measure(running, on, what);
+  } finally {
+    await running.stop();
+  }
+}
+
+/** Each figure's median over `runs`. */
+function medianResult(runs: LoadResult[]): LoadResult {
+  return {
+    ...runs[0],
+    requestsPerSecond: median(runs.map((run) => run.requestsPerSecond)),
+    p50: median(runs.map((run) => run.p50 ?? NaN)),
+    p99: median(runs.map((run) => run.p99 ?? NaN)),
+    responses: runs.reduce((sum, run) => sum + run.responses, 0),
+    seconds: runs.reduce((sum, run) => sum + run.seconds, 0),
+  };
 }
 
 /** Runs `purgeExpired()` in the app, timed there. */
@@ -260,10 +305,11 @@ function runPurge(running: AppProcess): Promise<{ ms: number; deleted: number }>
 
 /** Checks the purge deleted every expired row and no live one (counted `before` it); its rate. */
 async function checkPurge(
+  on: Table,
   before: { live: number; expired: number },
   purge: { ms: number; deleted: number },
 ): Promise<{ deleted: number; ms: number; rowsPerSecond: number }> {
-  const after = await database.countSessions();
+  const after = await on.database.countSessions();
   if (after.expired !== 0 || after.live !== before.live) {
     throw new Error(`purgeExpired() left ${after.expired} expired rows and ${after.live} of ${before.live} live ones`);
   }

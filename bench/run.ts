@@ -5,7 +5,7 @@
 import { APPS, AppProcess, type BenchApp } from './app-process.js';
 import { checkApp } from './check.js';
 import { BenchDatabase, type ValidSessions } from './database.js';
-import { runLoad, spoiled, type LoadResult } from './load.js';
+import { median, runLoad, spoiled, type LoadResult } from './load.js';
 import { COMMON_USAGE, count, parseFlags } from './options.js';
 import {
   describeEnvironment,
@@ -180,12 +180,6 @@ async function measureApp(app: BenchApp, valid: ValidSessions): Promise<AppResul
   } finally {
     await running.stop();
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 function selectApps(list: unknown): BenchApp[] {
