@@ -20,7 +20,7 @@ export interface LoadResult {
 export interface LoadOptions {
   port: number;
   connections: number;
-  /** Seconds to run; ignored when `amount` is set. Use `stopWhen` to end early. */
+  /** Seconds to run; ignored when `amount` is set. Use `during` to end early. */
   duration?: number;
   /** Total requests to send instead of a duration. */
   amount?: number;
@@ -28,8 +28,8 @@ export interface LoadOptions {
   cookies: string[];
   /** Keep every response time for exact percentiles (off for very long runs). */
   recordLatencies?: boolean;
-  /** Ends the run as soon as this promise settles. */
-  stopWhen?: Promise<unknown>;
+  /** Started a second into the load (connections open, steady); the run ends when it settles, and only its span is measured. */
+  during?: () => Promise<unknown>;
 }
 
 /**
@@ -64,10 +64,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     },
     (error: unknown, result: autocannon.Result) => finish({ error, result }),
   );
-  // With `stopWhen`, only responses that completed before it settled count: autocannon
+  // With `during`, only responses that completed while it ran count: autocannon
   // notices stop() at its next one-second tick, so the run overshoots the event.
   const completedAt: number[] = [];
-  const started = performance.now();
+  let started = performance.now();
   let stoppedAt = Infinity;
   if (record) {
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {
@@ -81,12 +81,23 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     stoppedAt = performance.now();
     instance.stop();
   };
-  options.stopWhen?.then(stop, stop);
+  const { during } = options;
+  if (during) {
+    instance.once('start', () => {
+      setTimeout(() => {
+        started = performance.now();
+        during().then(stop, stop);
+      }, 1000);
+    });
+  }
   const { error, result } = await finished;
   if (error || !result) throw error ?? new Error('autocannon gave no result');
   let counted = latencies.length;
   while (counted > 0 && completedAt[counted - 1] > stoppedAt) counted--;
-  const sorted = Float64Array.from(latencies.slice(0, counted)).sort();
+  let first = 0;
+  while (first < counted && completedAt[first] < started) first++;
+  counted -= first;
+  const sorted = Float64Array.from(latencies.slice(first, first + counted)).sort();
   const windowSeconds = stoppedAt === Infinity ? result.duration : (stoppedAt - started) / 1000;
   const responses = stoppedAt === Infinity || !record ? result['2xx'] : counted;
   return {
