@@ -28,14 +28,37 @@ export class BenchDatabase {
   private constructor(
     readonly url: string,
     private readonly pool: pg.Pool,
+    /** Holds the run's advisory lock on the server; drops the database at close when asked. */
+    private readonly admin: pg.Client,
+    private readonly name: string,
+    private readonly dropOnClose: boolean,
   ) {}
 
-  /** Drops and recreates `name` on the server at `serverUrl`, then creates both tables. */
-  static async create(serverUrl: string, name: string): Promise<BenchDatabase> {
-    await withClient(serverUrl, async (client) => {
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.query(`CREATE DATABASE ${name}`);
-    });
+  /**
+   * Drops and recreates `name` on the server at `serverUrl`, then creates both tables.
+   * A session advisory lock on the name, held until `close()`, keeps two runs on one
+   * server (a CI smoke beside a full run) from dropping each other's database.
+   */
+  static async create(
+    serverUrl: string,
+    name: string,
+    options: { dropOnClose?: boolean } = {},
+  ): Promise<BenchDatabase> {
+    const admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [
+        `nestjs-typeorm-session bench ${name}`,
+      ]);
+      if (!rows[0].locked) {
+        throw new Error(`another bench run is using database ${name} on this server: wait for it, or pass --database`);
+      }
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE ${name}`);
+    } catch (error) {
+      await admin.end();
+      throw error;
+    }
     const url = new URL(serverUrl);
     url.pathname = `/${name}`;
     const dataSource = new DataSource({
@@ -48,10 +71,12 @@ export class BenchDatabase {
     await dataSource.runMigrations();
     await dataSource.destroy();
     const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+    // An idle connection cut by the server (the final DROP … WITH (FORCE)) must not crash the run.
+    pool.on('error', () => undefined);
     const require = createRequire(import.meta.url);
     const tableSql = await readFile(require.resolve('connect-pg-simple/table.sql'), 'utf8');
     await pool.query(tableSql);
-    return new BenchDatabase(url.toString(), pool);
+    return new BenchDatabase(url.toString(), pool, admin, name, options.dropOnClose ?? false);
   }
 
   /** The server's version string, for the report. */
@@ -177,8 +202,14 @@ export class BenchDatabase {
     await this.pool.query('CHECKPOINT');
   }
 
+  /** Closes the pool, drops the database if asked to, and releases the run's lock. */
   async close(): Promise<void> {
     await this.pool.end();
+    try {
+      if (this.dropOnClose) await this.admin.query(`DROP DATABASE IF EXISTS ${this.name} WITH (FORCE)`);
+    } finally {
+      await this.admin.end();
+    }
   }
 
   private async fill(
@@ -195,16 +226,6 @@ export class BenchDatabase {
     }
     if (count >= SEED_CHUNK)
       log(`  seeded ${count.toLocaleString('en-US')} ${what} rows in ${secondsSince(started)} s`);
-  }
-}
-
-async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
   }
 }
 

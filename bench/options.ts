@@ -14,6 +14,8 @@ export interface LoadSettings {
   serverUrl: string;
   /** Name of that database; dropped and recreated on every run. */
   databaseName: string;
+  /** Drop it at the end (smoke runs, which use a name of their own). */
+  dropDatabase: boolean;
   /** Where to write the results as JSON, if anywhere. */
   jsonFile: string | null;
   /** Seconds-long run for CI: tiny sizes, and a non-zero exit when a check fails. */
@@ -60,7 +62,10 @@ export function parseFlags<E extends FlagSpec>(
     warmup: seconds(values.warmup, smoke ? 0.5 : 5, 'warmup'),
     cookies: count(values.cookies, 1000, 'cookies'),
     serverUrl: String(values['database-url'] ?? process.env.DATABASE_URL ?? DEFAULT_SERVER_URL),
-    databaseName: String(values.database ?? 'nts_bench'),
+    // A smoke run (CI) gets a database of its own and drops it, so it never collides
+    // with a full run, or another CI run, on the same server.
+    databaseName: String(values.database ?? (smoke ? `nts_bench_smoke_${process.pid}` : 'nts_bench')),
+    dropDatabase: smoke && values.database === undefined,
     jsonFile: typeof values.json === 'string' ? values.json : null,
     smoke,
     appNodeFlags:
@@ -99,7 +104,7 @@ export const COMMON_USAGE = `  --connections N     concurrent connections (defau
   --warmup S          seconds of discarded load before each measurement (default 5; smoke 0.5)
   --cookies N         distinct valid sessions the requests rotate over (default 1000)
   --database-url URL  PostgreSQL server (default $DATABASE_URL, else ${DEFAULT_SERVER_URL})
-  --database NAME     database the bench drops and recreates (default nts_bench)
+  --database NAME     database the bench drops and recreates (default nts_bench; smoke: its own, dropped after)
   --json FILE         also write the results as JSON
   --app-node-flags F  extra Node flags for the app processes, e.g. "--cpu-prof --cpu-prof-dir=bench/results/prof"
   --smoke             a few seconds in all, tiny sizes; exits non-zero when a check fails`;

@@ -59,8 +59,9 @@ interface Table {
 
 // Two databases on the server, so the small and the large table can be measured in
 // alternation (a burst of other work on the machine then hits both, not one).
-const largeDatabase = await BenchDatabase.create(settings.serverUrl, settings.databaseName);
-const smallDatabase = await BenchDatabase.create(settings.serverUrl, `${settings.databaseName}_small`);
+const dropOnClose = settings.dropDatabase;
+const largeDatabase = await BenchDatabase.create(settings.serverUrl, settings.databaseName, { dropOnClose });
+const smallDatabase = await BenchDatabase.create(settings.serverUrl, `${settings.databaseName}_small`, { dropOnClose });
 const environment = await describeEnvironment(await largeDatabase.serverVersion());
 log(`machine: ${environmentLine(environment)}`);
 log(
@@ -108,7 +109,11 @@ try {
   });
   if (!purging) throw new Error('the purge never started');
   const loaded = await checkPurge(large, beforeLoadedPurge, await purging);
-  assertClean(during, 'during the purge');
+  // On a loaded CI box the smoke purge (0.1 s) can end before any request completes: an
+  // empty window is then no defect, but a failed request during it always is.
+  if (!(settings.smoke && during.responses === 0)) assertClean(during, 'during the purge');
+  else if (during.non2xx || during.errors || during.timeouts)
+    assertClean({ ...during, responses: 1 }, 'during the purge');
   log(
     `  during the purge: p50 ${formatNumber(during.p50, 2)} ms, p99 ${formatNumber(during.p99, 2)} ms ` +
       `over ${formatNumber(during.seconds, 1)} s; purge under load ${formatNumber(loaded.rowsPerSecond)} rows/s`,

@@ -41,7 +41,9 @@ if (rows < settings.cookies) throw new Error(`--rows (${rows}) must be at least 
 const apps = selectApps(values.apps);
 const log = (line: string) => console.log(line);
 
-const database = await BenchDatabase.create(settings.serverUrl, settings.databaseName);
+const database = await BenchDatabase.create(settings.serverUrl, settings.databaseName, {
+  dropOnClose: settings.dropDatabase,
+});
 const environment = await describeEnvironment(await database.serverVersion());
 log(`machine: ${environmentLine(environment)}`);
 log(
