@@ -250,7 +250,10 @@ if (settings.jsonFile) {
 }
 
 async function startChecked(on: Table): Promise<AppProcess> {
-  const started = await AppProcess.start(app3, on.database.url, { nodeFlags: settings.appNodeFlags, env: appEnv });
+  const started = await AppProcess.start(app3, on.database.url, {
+    nodeFlags: ['--expose-gc', ...settings.appNodeFlags],
+    env: appEnv,
+  });
   await checkApp(app3, started.port, on.valid.packageCookies[0], on.valid.users[0]);
   return started;
 }

@@ -26,7 +26,12 @@ export async function serve(
   options.configure?.(app);
   await app.listen(0, '127.0.0.1');
   const tasks: Record<string, AppTask> = {
-    memory: async () => process.memoryUsage(),
+    // After a full collection when the runner allowed it (--expose-gc): a reading then
+    // shows what the app holds, not where the collector happened to be.
+    memory: async () => {
+      (globalThis as { gc?: () => void }).gc?.();
+      return process.memoryUsage();
+    },
     cpu: async () => process.cpuUsage(),
     ...options.tasks,
   };
