@@ -1,5 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { databaseErrorCode, describeDatabaseError } from './errors.js';
 import { SESSION_DATA_SOURCE } from './session.constants.js';
 import { Session } from './session.entity.js';
 
@@ -31,7 +33,20 @@ interface LookupRow {
 /** @internal The part of the driver's pool the lookup uses. */
 interface DriverPool {
   query(sql: string, parameters: unknown[]): Promise<{ rows: unknown[] }>;
+  /** pg's `{ name, text, values }` form: a statement prepared once per connection. */
+  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  /** Set on a `pg.Pool` (its client class), not on PGlite's stand-in, which has no named statements. */
+  Client?: unknown;
 }
+
+/**
+ * @internal SQLSTATEs by which a server refuses a named statement that pg believes it prepared
+ * on this connection: 26000 "does not exist" and 42P05 "already exists" (a pooler in
+ * transaction mode moved us to another server connection: PgBouncer before 1.21, or
+ * with `max_prepared_statements = 0`), 0A000 "cached plan must not change result
+ * type" (the table was altered under a running app).
+ */
+export const PREPARED_STATEMENT_REFUSALS: ReadonlySet<string> = new Set(['26000', '42P05', '0A000']);
 
 /** @internal What the guard's lookup returns: the row and the database's clock. */
 export interface SessionLookup {
@@ -88,6 +103,8 @@ export class SessionStore {
       typeof logger !== 'object' &&
       !maxQueryExecutionTime &&
       dataSource.subscribers.every((subscriber) => !subscriber.beforeQuery && !subscriber.afterQuery);
+    this.lookupSql = `SELECT ${LOOKUP_COLUMNS} FROM ${this.table} WHERE id = $1`;
+    this.lookupStatementName = `nts_lookup_${createHash('sha256').update(this.lookupSql).digest('hex').slice(0, 16)}`;
   }
 
   /** Whether TypeORM's query path would only run the query (no logs, no events): see `quietPool`. */
@@ -95,6 +112,15 @@ export class SessionStore {
 
   /** The table name as a SQL string literal, for `::regclass`. */
   private readonly tableLiteral: string;
+
+  private readonly logger = new Logger('SessionStore');
+
+  /** The guard's lookup, and the name it is prepared under (derived from its text, so one name never means two statements). */
+  private readonly lookupSql: string;
+  private readonly lookupStatementName: string;
+
+  /** Cleared for good the first time the server refuses the prepared lookup (see `preparedLookup`). */
+  private prepareLookups = true;
 
   /** The quoted table name, for the purge and the startup check. */
   get tableName(): string {
@@ -167,9 +193,14 @@ export class SessionStore {
    * back in and fires query events on every call, CPU the guard pays per request.
    */
   async lookup(id: string): Promise<SessionLookup | null> {
-    const sql = `SELECT ${LOOKUP_COLUMNS} FROM ${this.table} WHERE id = $1`;
     const pool = this.quietPool();
-    const rows = (pool ? (await pool.query(sql, [id])).rows : await this.dataSource.query(sql, [id])) as LookupRow[];
+    const rows = (
+      pool === null
+        ? await this.dataSource.query(this.lookupSql, [id])
+        : this.prepareLookups && typeof pool.Client === 'function'
+          ? await this.preparedLookup(pool, id)
+          : (await pool.query(this.lookupSql, [id])).rows
+    ) as LookupRow[];
     if (rows.length === 0) return null;
     const [row] = rows;
     const session = new Session();
@@ -178,6 +209,31 @@ export class SessionStore {
     session.created = new Date(row.created);
     session.expires = new Date(row.expires);
     return { session, databaseNow: new Date(row.now) };
+  }
+
+  /**
+   * The lookup as a named statement on `pg`: each pool connection parses and plans it
+   * once, then only binds and executes it. Parsing and planning are most of what
+   * PostgreSQL spends on a primary-key SELECT, CPU it then shares with the app on a
+   * small machine (`npm run bench`). When the server refuses the statement (a
+   * transaction-mode pooler, or the table altered under the app) this request, and every
+   * later one, runs it unnamed instead: slower, never wrong.
+   */
+  private async preparedLookup(pool: DriverPool, id: string): Promise<unknown[]> {
+    try {
+      return (await pool.query({ name: this.lookupStatementName, text: this.lookupSql, values: [id] })).rows;
+    } catch (error) {
+      if (!PREPARED_STATEMENT_REFUSALS.has(databaseErrorCode(error) ?? '')) throw error;
+      if (this.prepareLookups) {
+        this.prepareLookups = false;
+        this.logger.warn(
+          `The database refused the prepared session lookup (${describeDatabaseError(error)}); ` +
+            'session lookups run unprepared from now on. Behind PgBouncer in transaction mode, ' +
+            'version 1.21+ with `max_prepared_statements` > 0 keeps them prepared.',
+        );
+      }
+      return (await pool.query(this.lookupSql, [id])).rows;
+    }
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { DataSource, Logger as TypeOrmLogger } from 'typeorm';
+import { isRefusedPreparedStatement } from '../support/prepared-lookup.js';
 
 /**
  * A TypeORM logger (`TypeOrmModule.forRoot({ logger })`) that keeps every statement
@@ -34,7 +35,10 @@ export class QueryLog implements TypeOrmLogger {
     const record = (sql: unknown) =>
       this.record(typeof sql === 'string' ? sql : String((sql as { text?: unknown })?.text));
     const recordError = (error: unknown, sql: unknown) => {
-      if (!this.poolSeesAll) this.logQueryError(error as Error, String(sql));
+      if (isRefusedPreparedStatement(sql, error)) {
+        // Retried unnamed by the package in the same call: not a statement of its own.
+        this.queries.splice(this.queries.lastIndexOf(oneLine(String((sql as { text?: unknown }).text))), 1);
+      } else if (!this.poolSeesAll) this.logQueryError(error as Error, String(sql));
     };
     pool.query = function (this: unknown, ...args: unknown[]) {
       record(args[0]);

@@ -36,6 +36,7 @@ import {
   type SessionRequest,
   SessionService,
 } from '../../src/index.js';
+import { isRefusedPreparedStatement } from './prepared-lookup.js';
 import { typeOrmRoot } from './apps.js';
 
 export type HttpPlatform = 'express' | 'fastify';
@@ -299,8 +300,24 @@ export async function recordQueries<T>(
     const original = target.query;
     target.query = function (this: unknown, statement: unknown, ...rest: unknown[]) {
       const text = typeof statement === 'string' ? statement : (statement as { text?: string } | null)?.text;
-      if (typeof text === 'string') queries.push(text.replace(/\s+/g, ' ').trim());
-      return original.call(this, statement, ...rest);
+      if (typeof text !== 'string') return original.call(this, statement, ...rest);
+      const entry = text.replace(/\s+/g, ' ').trim();
+      queries.push(entry);
+      const forgetIfRefused = (error: unknown) => {
+        if (isRefusedPreparedStatement(statement, error)) queries.splice(queries.lastIndexOf(entry), 1);
+      };
+      // pg-pool's `pool.query` hands the client a callback; direct callers get a promise.
+      const callbackAt = rest.findIndex((arg) => typeof arg === 'function');
+      if (callbackAt >= 0) {
+        const callback = rest[callbackAt] as (error: unknown, ...results: unknown[]) => void;
+        rest[callbackAt] = (error: unknown, ...results: unknown[]) => {
+          if (error) forgetIfRefused(error);
+          callback(error, ...results);
+        };
+      }
+      const result = original.call(this, statement, ...rest);
+      if (result instanceof Promise) result.catch(forgetIfRefused);
+      return result;
     };
     restorers.push(() => {
       if (hadOwn) target.query = original;
