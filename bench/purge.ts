@@ -210,7 +210,7 @@ try {
   );
   log(memoryLine);
   log('');
-  log(targetLines(targets));
+  log(targetLines(targets, !settings.smoke));
 
   Object.assign(report, {
     benchmark: 'purge',

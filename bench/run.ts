@@ -125,7 +125,7 @@ if (rounds > 1) {
   const list = (key: '3/2' | '3/4') => roundRatios.map((r) => formatNumber(r[key], 2)).join(', ');
   log(`per round: 3/2 ${list('3/2')}; 3/4 ${list('3/4')} (table: medians over ${rounds} rounds)`);
 }
-log(targetLines(targets));
+log(targetLines(targets, !settings.smoke));
 
 if (settings.jsonFile) {
   await writeJson(settings.jsonFile, {
