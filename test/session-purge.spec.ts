@@ -7,6 +7,7 @@ import { SessionPurgeService, SessionService, type SessionPurgeOptions } from '.
 import { PURGE_LOCK_NAMESPACE, type PurgeBatch, SessionStore } from '../src/session.store.js';
 import { compileSessionModule } from './support/apps.js';
 import { POSTGRES_ONLY, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
+import { fakeDateOnly } from './support/fake-date.js';
 
 /** A schedule that does not fire while the suite runs (00:00:00 on 29 February), so only the test purges. */
 const NOT_DURING_TESTS = '0 0 0 29 2 *';
@@ -281,25 +282,7 @@ describe.each(POSTGRES_ONLY)('SessionPurgeService across instances on %s', (_lab
     await seedExpired(first.dataSource, 30);
     await seedLive(first.dataSource, 20);
     // Only Date is faked: the app believes it is 2100, when every row would be expired.
-    jest.useFakeTimers({
-      now: new Date('2100-01-01T00:00:00Z'),
-      doNotFake: [
-        'hrtime',
-        'nextTick',
-        'performance',
-        'queueMicrotask',
-        'requestAnimationFrame',
-        'cancelAnimationFrame',
-        'requestIdleCallback',
-        'cancelIdleCallback',
-        'setImmediate',
-        'clearImmediate',
-        'setInterval',
-        'clearInterval',
-        'setTimeout',
-        'clearTimeout',
-      ],
-    });
+    fakeDateOnly(new Date('2100-01-01T00:00:00Z'));
     expect(new Date().getUTCFullYear()).toBe(2100);
     expect(await first.purge.purgeExpired()).toBe(30);
     jest.useRealTimers();

@@ -7,6 +7,7 @@ import request from 'supertest';
 import { SessionPurgeService } from '../../src/index.js';
 import { bootHttpApp, digestOf, type HttpApp } from '../support/http-app.js';
 import { TEST_DATABASES, type OpenDatabase } from '../support/databases.js';
+import { fakeDateOnly } from '../support/fake-date.js';
 
 /**
  * Case 5 of issue 7, one clock: with the app at UTC+14 (TZ=Pacific/Kiritimati) and
@@ -186,26 +187,7 @@ if (!inAppTimeZone) {
         for (const skewMinutes of [10, -10]) {
           const cookies = await sessionsPerJudge((user) => http.sessions.createSessionForUser(user));
           // Only Date is faked: timers, the event loop and the drivers run as usual.
-          jest.useFakeTimers({
-            now: Date.now() + skewMinutes * 60_000,
-            advanceTimers: true,
-            doNotFake: [
-              'hrtime',
-              'nextTick',
-              'performance',
-              'queueMicrotask',
-              'requestAnimationFrame',
-              'cancelAnimationFrame',
-              'requestIdleCallback',
-              'cancelIdleCallback',
-              'setImmediate',
-              'clearImmediate',
-              'setInterval',
-              'clearInterval',
-              'setTimeout',
-              'clearTimeout',
-            ],
-          });
+          fakeDateOnly(Date.now() + skewMinutes * 60_000, { advance: true });
           const databaseNow = async () => new Date((await http.dataSource.query('SELECT now() AS now'))[0].now);
           expect(Math.round((Date.now() - (await databaseNow()).getTime()) / 60_000)).toBe(skewMinutes);
 

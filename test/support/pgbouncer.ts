@@ -13,7 +13,8 @@ import { join } from 'node:path';
  * Transaction pooling is the mode that breaks libraries: a client's consecutive
  * statements may run on different server connections, so session state (SET,
  * session advisory locks, named prepared statements, temp tables) does not carry
- * over. Running the suites through it proves the package relies on none of that.
+ * over. Running the suites through it proves the package relies on none of that (the
+ * guard's prepared lookup, refused there, falls back to unnamed statements).
  */
 export interface PgBouncer {
   /** `postgres://user@127.0.0.1:<port>/<db>` for the server's `serverUrl`. */
@@ -137,12 +138,12 @@ export function throughPgBouncer(url: string, pgbouncerUrl: string): string {
   return pooled.toString();
 }
 
-function postgresUser(): { uid: number; gid: number } {
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
-
-async function freePort(): Promise<number> {
+/**
+ * A TCP port on 127.0.0.1 that nothing listens on right now. Shared from here because this
+ * file is also the jest global setup, which cannot import sibling `.ts` modules (jest maps
+ * `./x.js` to `./x.ts` only for test modules).
+ */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = net.createServer();
     probe.once('error', reject);
@@ -151,6 +152,11 @@ async function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+function postgresUser(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
 }
 
 async function waitForPort(port: number, timeoutMs: number, gaveUp: () => boolean): Promise<void> {
