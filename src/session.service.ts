@@ -180,11 +180,22 @@ export class SessionService implements OnApplicationBootstrap {
 
   /**
    * Deletes a session by its stored `Session.id` (what `listByUserId` shows: the
-   * digest when ids are hashed), for "revoke that device". Returns whether one was deleted.
+   * digest when ids are hashed), whoever it belongs to: for admin tools. For a user's
+   * own "revoke that device", use `deleteUserSession`. Returns whether one was deleted.
    */
   async deleteById(id: string): Promise<boolean> {
     if (!isWellFormedSessionId(id)) return false;
     return (await this.store.deleteById(id)) > 0;
+  }
+
+  /**
+   * "Revoke that device": deletes the session with stored id `id` (as `listByUserId`
+   * lists it) only if it belongs to `userId`, in one statement, so an id taken from
+   * someone else's list deletes nothing. Returns whether one was deleted.
+   */
+  async deleteUserSession(userId: string, id: string): Promise<boolean> {
+    if (!isValidUserId(userId) || !isWellFormedSessionId(id)) return false;
+    return (await this.store.deleteByIdOfUser(id, userId)) > 0;
   }
 
   /**

@@ -311,6 +311,10 @@ export class SessionStore {
     return this.countDeleted(`DELETE FROM ${this.table} WHERE id = $1 RETURNING 1`, [id]);
   }
 
+  async deleteByIdOfUser(id: string, user: string): Promise<number> {
+    return this.countDeleted(`DELETE FROM ${this.table} WHERE id = $1 AND "user" = $2 RETURNING 1`, [id, user]);
+  }
+
   async deleteByUser(user: string): Promise<number> {
     return this.countDeleted(`DELETE FROM ${this.table} WHERE "user" = $1 RETURNING 1`, [user]);
   }

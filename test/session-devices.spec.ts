@@ -126,6 +126,21 @@ describe.each(TEST_DATABASES)('SessionService devices, rotation and expiry on %s
       expect(await sessions.getUserIdFromSessionId(keep)).toBe('u');
     });
 
+    it("deleteUserSession deletes a listed id of that user only, never another user's", async () => {
+      const mine = await sessions.createSessionForUser('u');
+      const theirs = await sessions.createSessionForUser('v');
+      expect(await sessions.deleteUserSession('u', digestOf(theirs))).toBe(false);
+      expect(await sessions.getUserIdFromSessionId(theirs)).toBe('v');
+      expect(await sessions.deleteUserSession('u', mine)).toBe(false); // a cookie value is not a stored id
+      expect(await sessions.deleteUserSession('', digestOf(mine))).toBe(false);
+      expect(await sessions.deleteUserSession('u', 'bad value')).toBe(false);
+      expect(await sessions.getUserIdFromSessionId(mine)).toBe('u');
+      expect(await sessions.deleteUserSession('u', digestOf(mine))).toBe(true);
+      expect(await sessions.deleteUserSession('u', digestOf(mine))).toBe(false);
+      expect(await sessions.getUserIdFromSessionId(mine)).toBeNull();
+      expect(await sessions.getUserIdFromSessionId(theirs)).toBe('v');
+    });
+
     it('deleteOtherSessions keeps only the given session of that user', async () => {
       const current = await sessions.createSessionForUser('u');
       await sessions.createSessionForUser('u');

@@ -53,10 +53,9 @@ export class AccountController {
       response.redirect(303, '/login?notice=logged-out');
       return;
     }
-    // deleteById trusts its caller, so check ownership first: an id from someone else's list does nothing.
-    const owned = (await this.sessions.listByUserId(user.id)).some((candidate) => candidate.id === id);
-    if (owned) await this.sessions.deleteById(id);
-    response.redirect(303, owned ? '/?notice=revoked' : '/');
+    // Only this user's own sessions: an id from someone else's list deletes nothing.
+    const revoked = await this.sessions.deleteUserSession(user.id, id);
+    response.redirect(303, revoked ? '/?notice=revoked' : '/');
   }
 
   @Post('password')
