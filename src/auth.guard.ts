@@ -10,11 +10,12 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { describeDatabaseError } from './errors.js';
+import { httpExchange } from './http-exchange.js';
 import { PUBLIC_ROUTE_KEY, SESSION_OPTIONS } from './session.constants.js';
-import { CURRENT_SESSION_KEY, type SessionRequest } from './session.decorators.js';
+import { CURRENT_SESSION_KEY } from './session.decorators.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionService, type SessionValidation } from './session.service.js';
-import { type SessionCookieResponse, SessionCookies } from './session-cookies.js';
+import { SessionCookies } from './session-cookies.js';
 import { readSingleCookieValue } from './session-cookie-header.js';
 
 /**
@@ -32,6 +33,11 @@ import { readSingleCookieValue } from './session-cookie-header.js';
  * - `resolveUser` throwing: an `HttpException` it throws is answered as-is (say a
  *   403 for a banned user); any other error is a 503 like a session-store failure
  *   (typically the users table being unreachable), logged the same way.
+ *
+ * - GraphQL resolvers (over HTTP) are guarded the same way: the request is read from
+ *   the GraphQL context (`req`, as Nest's Apollo driver puts it there).
+ * - Calls with no HTTP request (RPC, WebSockets) are denied (`false`: Nest answers with
+ *   the transport's own "Forbidden resource") unless `@Public()`.
  *
  * One primary-key query per request; with `rolling`, a write at most once per
  * half-`ttl` per session, and then the cookie is refreshed on the response.
@@ -57,8 +63,13 @@ export class AuthGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE_KEY, [context.getHandler(), context.getClass()])) {
       return true;
     }
-    const http = context.switchToHttp();
-    const request = http.getRequest<SessionRequest>();
+    const exchange = httpExchange(context);
+    if (exchange === null) {
+      // No HTTP request, so no cookie (RPC, WebSockets): deny, and Nest answers with the
+      // transport's own "Forbidden resource". Authenticate those at connection time.
+      return false;
+    }
+    const { request, response } = exchange;
     const cookieValue = readSingleCookieValue(request.headers?.cookie, this.cookieName);
     if (cookieValue === undefined) throw new UnauthorizedException();
 
@@ -84,8 +95,8 @@ export class AuthGuard implements CanActivate {
 
     request.user = user;
     request[CURRENT_SESSION_KEY] = session;
-    if (renewedExpires !== null) {
-      this.cookies.setCookie(http.getResponse<SessionCookieResponse>(), cookieValue, renewedExpires);
+    if (renewedExpires !== null && response !== undefined) {
+      this.cookies.setCookie(response, cookieValue, renewedExpires);
     }
     return true;
   }

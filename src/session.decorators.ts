@@ -1,4 +1,5 @@
 import { createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
+import { httpExchange } from './http-exchange.js';
 import { PUBLIC_ROUTE_KEY } from './session.constants.js';
 import type { Session } from './session.entity.js';
 
@@ -34,7 +35,7 @@ export const Public = (): MethodDecorator & ClassDecorator => SetMetadata(PUBLIC
  * @publicApi
  */
 export const CurrentUser = createParamDecorator(
-  (_data: unknown, context: ExecutionContext): unknown => context.switchToHttp().getRequest<SessionRequest>().user,
+  (_data: unknown, context: ExecutionContext): unknown => httpExchange(context)?.request.user,
 );
 
 /**
@@ -45,5 +46,5 @@ export const CurrentUser = createParamDecorator(
  */
 export const CurrentSession = createParamDecorator(
   (_data: unknown, context: ExecutionContext): Session | undefined =>
-    context.switchToHttp().getRequest<SessionRequest>()[CURRENT_SESSION_KEY],
+    httpExchange(context)?.request[CURRENT_SESSION_KEY],
 );
