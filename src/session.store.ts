@@ -178,12 +178,12 @@ export class SessionStore {
        RETURNING ${COLUMNS}`,
       [id, user, ttlMs, maxLifetimeMs ?? ttlMs],
     );
-    return toSession(rows[0]);
+    return toSession(rows[0].id, rows[0]);
   }
 
   async findById(id: string): Promise<Session | null> {
     const rows: SessionRow[] = await this.dataSource.query(`SELECT ${COLUMNS} FROM ${this.table} WHERE id = $1`, [id]);
-    return rows.length ? toSession(rows[0]) : null;
+    return rows.length ? toSession(rows[0].id, rows[0]) : null;
   }
 
   /**
@@ -194,21 +194,13 @@ export class SessionStore {
    */
   async lookup(id: string): Promise<SessionLookup | null> {
     const pool = this.quietPool();
-    const rows = (
-      pool === null
-        ? await this.dataSource.query(this.lookupSql, [id])
-        : this.prepareLookups && typeof pool.Client === 'function'
-          ? await this.preparedLookup(pool, id)
-          : (await pool.query(this.lookupSql, [id])).rows
-    ) as LookupRow[];
+    let rows: unknown[];
+    if (pool === null) rows = await this.dataSource.query(this.lookupSql, [id]);
+    else if (this.prepareLookups && typeof pool.Client === 'function') rows = await this.preparedLookup(pool, id);
+    else rows = (await pool.query(this.lookupSql, [id])).rows;
     if (rows.length === 0) return null;
-    const [row] = rows;
-    const session = new Session();
-    session.id = id;
-    session.user = row.user;
-    session.created = new Date(row.created);
-    session.expires = new Date(row.expires);
-    return { session, databaseNow: new Date(row.now) };
+    const row = rows[0] as LookupRow;
+    return { session: toSession(id, row), databaseNow: new Date(row.now) };
   }
 
   /**
@@ -268,7 +260,7 @@ export class SessionStore {
        ORDER BY created DESC, id ${limitClause}`,
       params,
     );
-    return rows.map(toSession);
+    return rows.map((row) => toSession(row.id, row));
   }
 
   /**
@@ -304,7 +296,7 @@ export class SessionStore {
        RETURNING ${COLUMNS}`,
       maxLifetimeMs === null ? [oldId, newId] : [oldId, newId, maxLifetimeMs],
     );
-    return rows.length ? toSession(rows[0]) : null;
+    return rows.length ? toSession(rows[0].id, rows[0]) : null;
   }
 
   async deleteById(id: string): Promise<number> {
@@ -341,9 +333,10 @@ function liveCreatedClause(maxLifetimeMs: number | null, param: number): string 
   return maxLifetimeMs === null ? '' : `AND created > now() - $${param}::float8 * interval '1 millisecond'`;
 }
 
-function toSession(row: SessionRow): Session {
+/** A `Session` entity from a row: times as `Date`s, or as the lookup's epoch milliseconds. */
+function toSession(id: string, row: Pick<SessionRow | LookupRow, 'user' | 'created' | 'expires'>): Session {
   const session = new Session();
-  session.id = row.id;
+  session.id = id;
   session.user = row.user;
   session.created = new Date(row.created);
   session.expires = new Date(row.expires);
