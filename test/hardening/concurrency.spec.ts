@@ -1,7 +1,7 @@
 import http from 'node:http';
 import pg from 'pg';
 import { bootHttpApp, CapturingLogger, type HttpApp } from '../support/http-app.js';
-import { POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
+import { endPool, POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
 import { sleep } from './load.js';
 
 /**
@@ -99,7 +99,7 @@ else
       admin = new pg.Pool({ connectionString: db.url!, max: 4 });
     });
     afterAll(async () => {
-      await admin?.end();
+      await endPool(admin);
       await app?.close();
       await db?.dispose();
     });

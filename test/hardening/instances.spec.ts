@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { Session, sessionMigrations } from '../../src/index.js';
-import { POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
+import { endPool, POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
 import { sleep } from './load.js';
 
 /**
@@ -89,7 +89,7 @@ else
       admin = new pg.Pool({ connectionString: db.url!, max: 2 });
     });
     afterAll(async () => {
-      await admin?.end();
+      await endPool(admin);
       await db?.dispose();
     });
 

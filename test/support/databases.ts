@@ -104,3 +104,15 @@ export const POSTGRES_ONLY: [string, TestDatabase][] = TEST_DATABASES.filter(([,
 
 /** Only the PostgreSQL server itself, not through PgBouncer (for tests that stop it, kill its backends, or package the app). */
 export const POSTGRES_DIRECT: [string, TestDatabase][] = POSTGRES_ONLY.filter(([, db]) => db.pooler === undefined);
+
+/**
+ * Ends a test's own `pg.Pool` before its database is disposed. pg-pool's `end()` resolves
+ * before its clients' sockets have closed, so `dispose()` (`DROP DATABASE … WITH (FORCE)`)
+ * can still reach one; the pool would re-emit that client's "terminating connection" as an
+ * `error` event, unhandled once nothing listens. The pool is done, so that is ignored.
+ */
+export async function endPool(pool: pg.Pool | undefined): Promise<void> {
+  if (!pool) return;
+  pool.on('error', () => undefined);
+  await pool.end();
+}
