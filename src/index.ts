@@ -2,6 +2,7 @@
 export { SessionModule } from './session.module.js';
 export type {
   SessionCookieOptions,
+  SessionDeviceInfoOptions,
   SessionModuleAsyncOptions,
   SessionModuleExtras,
   SessionModuleForRootOptions,
@@ -18,9 +19,15 @@ export { CURRENT_SESSION_KEY, CurrentSession, CurrentUser, Public } from './sess
 export type { SessionRequest } from './session.decorators.js';
 export { SessionPurgeService } from './session-purge.service.js';
 export type { IssuedSession, SessionValidation } from './session.service.js';
-export { CreateSessionsTable1770095236000, sessionMigrations } from './migrations/index.js';
+export type { SessionDevice } from './session-device.js';
+export {
+  AddSessionDeviceInfo1770600000000,
+  CreateSessionsTable1770095236000,
+  sessionMigrations,
+} from './migrations/index.js';
 export { DuplicateSessionError, InvalidSessionError, SessionConfigurationError } from './errors.js';
 export {
+  DEFAULT_ACTIVITY_INTERVAL_MS,
   DEFAULT_COOKIE_NAME,
   DEFAULT_PURGE_BATCH_SIZE,
   DEFAULT_PURGE_CRON,

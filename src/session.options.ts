@@ -1,5 +1,6 @@
 import { validateCronExpression } from 'cron';
 import {
+  DEFAULT_ACTIVITY_INTERVAL_MS,
   DEFAULT_COOKIE_NAME,
   DEFAULT_PURGE_BATCH_SIZE,
   DEFAULT_PURGE_CRON,
@@ -7,6 +8,7 @@ import {
 } from './session.constants.js';
 import { SessionConfigurationError } from './errors.js';
 import type { SessionModuleOptions } from './session.module-definition.js';
+import type { DeviceInfoPolicy } from './session-device.js';
 
 /**
  * @internal The options every provider injects: defaults merged once, checked once,
@@ -20,6 +22,10 @@ export interface ResolvedSessionOptions {
   cookie: { secure: boolean; domain?: string; path: string; sameSite: 'lax' | 'strict' | 'none' };
   rolling: boolean;
   absoluteTimeout: number | null;
+  deviceInfo: DeviceInfoPolicy;
+  /** Null with `activityInterval: false`: `lastSeen` is never moved after login. */
+  activityInterval: number | null;
+  maxSessionsPerUser: number | null;
   /** `cron` is null with `purge: false`: no schedule, but `purgeExpired()` still works with these limits. */
   purge: { cron: string | null; batchSize: number; maxDurationMs: number | null };
 }
@@ -80,6 +86,18 @@ export function resolveSessionOptions(
       "cookie.sameSite 'none' requires a Secure cookie (browsers drop it otherwise): set cookie.secure to true.",
     );
   }
+  const activityInterval = options.activityInterval ?? DEFAULT_ACTIVITY_INTERVAL_MS;
+  if (activityInterval !== false && !isPositiveInteger(activityInterval)) {
+    throw new SessionConfigurationError(
+      `activityInterval must be a positive whole number of milliseconds, or false, got ${String(activityInterval)}.`,
+    );
+  }
+  const maxSessionsPerUser = options.maxSessionsPerUser ?? null;
+  if (maxSessionsPerUser !== null && !isPositiveInteger(maxSessionsPerUser)) {
+    throw new SessionConfigurationError(
+      `maxSessionsPerUser must be a positive whole number (or left out for no limit), got ${String(maxSessionsPerUser)}.`,
+    );
+  }
   return {
     cookieName,
     ttl,
@@ -88,8 +106,24 @@ export function resolveSessionOptions(
     cookie: { secure, domain: options.cookie?.domain, path: options.cookie?.path ?? '/', sameSite },
     rolling: options.rolling ?? false,
     absoluteTimeout,
+    deviceInfo: resolveDeviceInfo(options.deviceInfo),
+    activityInterval: activityInterval === false ? null : activityInterval,
+    maxSessionsPerUser,
     purge: resolvePurgeOptions(options.purge),
   };
+}
+
+function resolveDeviceInfo(deviceInfo: SessionModuleOptions['deviceInfo']): DeviceInfoPolicy {
+  if (deviceInfo === false) return { ip: false, userAgent: false };
+  const ip = deviceInfo?.ip ?? 'full';
+  if (ip !== 'full' && ip !== 'truncated' && ip !== false) {
+    throw new SessionConfigurationError(`deviceInfo.ip must be 'full', 'truncated' or false, got ${String(ip)}.`);
+  }
+  const userAgent = deviceInfo?.userAgent ?? true;
+  if (typeof userAgent !== 'boolean') {
+    throw new SessionConfigurationError(`deviceInfo.userAgent must be true or false, got ${String(userAgent)}.`);
+  }
+  return { ip, userAgent };
 }
 
 function resolvePurgeOptions(purge: SessionModuleOptions['purge']): ResolvedSessionOptions['purge'] {

@@ -10,6 +10,7 @@ import { SESSION_OPTIONS } from './session.constants.js';
 import { Session } from './session.entity.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './session.store.js';
+import { type SessionDevice, storedDevice } from './session-device.js';
 import { generateCookieValue, isWellFormedSessionId, sessionDigest } from './session-token.js';
 
 /** Longest user id the `"user"` column holds. */
@@ -100,13 +101,19 @@ export class SessionService implements OnApplicationBootstrap {
     }
   }
 
-  /** Creates a session for `userId` expiring after `ttl`; returns the cookie value. */
-  async createSessionForUser(userId: string): Promise<string> {
-    return (await this.issueSession(userId)).cookieValue;
+  /**
+   * Creates a session for `userId` expiring after `ttl`; returns the cookie value.
+   * `device` (the login request's `User-Agent` and address) is stored as the `deviceInfo`
+   * option allows, cleaned; a value that is not a string, or not an IP address, is
+   * stored as null, never an error. With `maxSessionsPerUser`, the user's least recently
+   * used sessions beyond it are deleted by the same statement.
+   */
+  async createSessionForUser(userId: string, device?: SessionDevice): Promise<string> {
+    return (await this.issueSession(userId, device)).cookieValue;
   }
 
   /** Like `createSessionForUser`, also returning the stored row (for the cookie's expiry). */
-  async issueSession(userId: string): Promise<IssuedSession> {
+  async issueSession(userId: string, device?: SessionDevice): Promise<IssuedSession> {
     assertValidUserId(userId);
     const cookieValue = generateCookieValue();
     const session = await this.store.insertNow(
@@ -114,6 +121,8 @@ export class SessionService implements OnApplicationBootstrap {
       userId,
       this.options.ttl,
       this.options.absoluteTimeout,
+      storedDevice(device, this.options.deviceInfo),
+      this.options.maxSessionsPerUser,
     );
     return { cookieValue, session };
   }
@@ -127,7 +136,7 @@ export class SessionService implements OnApplicationBootstrap {
   /** The user's most recently created live session, or null. */
   async getByUserId(userId: string): Promise<Session | null> {
     if (!isValidUserId(userId)) return null;
-    const [newest] = await this.store.findLiveByUser(userId, this.options.absoluteTimeout, 1);
+    const [newest] = await this.store.findLiveByUser(userId, this.options.absoluteTimeout, 1, 'created');
     return newest ?? null;
   }
 
@@ -172,10 +181,14 @@ export class SessionService implements OnApplicationBootstrap {
     return session && { cookieValue, session };
   }
 
-  /** A user's live sessions (one per device/browser), newest first. */
+  /**
+   * A user's live sessions (one per device/browser) with their `userAgent`, `ip` and
+   * `lastSeen`, most recently used first (sessions never seen since this column came:
+   * by `created`).
+   */
   async listByUserId(userId: string): Promise<Session[]> {
     if (!isValidUserId(userId)) return [];
-    return this.store.findLiveByUser(userId, this.options.absoluteTimeout, null);
+    return this.store.findLiveByUser(userId, this.options.absoluteTimeout, null, 'activity');
   }
 
   /**
@@ -211,7 +224,8 @@ export class SessionService implements OnApplicationBootstrap {
   /**
    * The guard's check: one primary-key lookup, decided by the database clock. An
    * expired session is deleted; with `rolling`, a session past half its `ttl` is
-   * extended. Rejects only when the database fails.
+   * extended; a session whose `lastSeen` is `activityInterval` old or more gets it moved
+   * (one UPDATE for both when both are due). Rejects only when the database fails.
    */
   async validate(sessionId: unknown): Promise<SessionValidation> {
     if (!isWellFormedSessionId(sessionId)) return INVALID;
@@ -228,14 +242,22 @@ export class SessionService implements OnApplicationBootstrap {
       await this.store.deleteById(id);
       return INVALID;
     }
+    const { activityInterval } = this.options;
+    const lastSeen = session.lastSeen?.getTime() ?? null;
     // `expires < cap`: once the absolute cap is the deadline, an UPDATE could not move
     // it, so skipping it keeps the last stretch write-free instead of a write per request.
     if (rolling && expires < cap && deadline - now < ttl / 2) {
-      const renewedExpires = await this.store.extend(id, ttl, absoluteTimeout);
-      if (renewedExpires && renewedExpires.getTime() > expires) {
-        session.expires = renewedExpires;
-        return { valid: true, session, renewedExpires };
+      const renewed = await this.store.extend(id, ttl, absoluteTimeout, activityInterval !== null);
+      if (renewed) {
+        session.lastSeen = renewed.lastSeen;
+        if (renewed.expires.getTime() > expires) {
+          session.expires = renewed.expires;
+          return { valid: true, session, renewedExpires: renewed.expires };
+        }
       }
+    } else if (activityInterval !== null && (lastSeen === null || now - lastSeen >= activityInterval)) {
+      const touched = await this.store.touch(id, activityInterval);
+      if (touched) session.lastSeen = touched.lastSeen;
     }
     return { valid: true, session, renewedExpires: null };
   }

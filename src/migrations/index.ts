@@ -1,10 +1,11 @@
 import { CreateSessionsTable1770095236000 } from './1770095236000-create-sessions-table.js';
+import { AddSessionDeviceInfo1770600000000 } from './1770600000000-add-session-device-info.js';
 
-export { CreateSessionsTable1770095236000 };
+export { AddSessionDeviceInfo1770600000000, CreateSessionsTable1770095236000 };
 
 /**
  * Every migration this package ships, in order: spread it into your DataSource's
  * `migrations` (`migrations: [...sessionMigrations, ...yours]`).
  * @publicApi
  */
-export const sessionMigrations = [CreateSessionsTable1770095236000];
+export const sessionMigrations = [CreateSessionsTable1770095236000, AddSessionDeviceInfo1770600000000];
