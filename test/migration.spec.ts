@@ -2,8 +2,17 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
-import { CreateSessionsTable1770095236000, Session, sessionMigrations } from '../src/index.js';
+import request from 'supertest';
+import {
+  AddSessionDeviceInfo1770600000000,
+  CreateSessionsTable1770095236000,
+  Session,
+  sessionMigrations,
+} from '../src/index.js';
+import { generateCookieValue } from '../src/session-token.js';
 import { POSTGRES_DIRECT, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
+import { bootHttpApp, cookiePair, digestOf } from './support/http-app.js';
+import { describeEachWhere } from './support/requirements.js';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
@@ -25,11 +34,12 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
     await db.dispose();
   });
 
-  it('is exported as the only entry of sessionMigrations', () => {
-    expect(sessionMigrations).toEqual([CreateSessionsTable1770095236000]);
+  it('is exported in sessionMigrations, in order', () => {
+    expect(sessionMigrations[0]).toBe(CreateSessionsTable1770095236000);
+    expect(sessionMigrations.at(-1)).toBe(AddSessionDeviceInfo1770600000000);
   });
 
-  it('creates the table with timestamptz columns, a primary key and both indexes, and agrees with the entity', async () => {
+  it('creates the table with timestamptz columns, a primary key and its indexes, and agrees with the entity', async () => {
     await dataSource.runMigrations();
     const columns: { column_name: string; data_type: string; is_nullable: string; character_maximum_length: number }[] =
       await dataSource.query(
@@ -51,6 +61,14 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
         is_nullable: 'NO',
         character_maximum_length: null,
       },
+      { column_name: 'user_agent', data_type: 'character varying', is_nullable: 'YES', character_maximum_length: 512 },
+      { column_name: 'ip', data_type: 'character varying', is_nullable: 'YES', character_maximum_length: 64 },
+      {
+        column_name: 'last_seen',
+        data_type: 'timestamp with time zone',
+        is_nullable: 'YES',
+        character_maximum_length: null,
+      },
     ]);
     const indexes: { indexname: string; indexdef: string }[] = await dataSource.query(
       `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'sessions' ORDER BY indexname`,
@@ -58,16 +76,42 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
     expect(indexes.map((index) => index.indexname)).toEqual([
       'IDX_sessions_expires',
       'IDX_sessions_user',
+      'IDX_sessions_user_activity',
       'PK_sessions',
     ]);
+    expect(indexes.find((index) => index.indexname === 'IDX_sessions_user_activity')!.indexdef).toContain(
+      '("user", COALESCE(last_seen, created))',
+    );
     expect(indexes.find((index) => index.indexname === 'IDX_sessions_user')!.indexdef).toContain('("user")');
     // The entity and the migration describe the same schema: synchronize would change nothing.
     const pending = await dataSource.driver.createSchemaBuilder().log();
     expect(pending.upQueries.map((query) => query.query)).toEqual([]);
   });
 
-  it('is reverted by down, leaving no table behind', async () => {
+  it('the device-info migration is reverted by down to the previous schema, rows kept, and runs again', async () => {
+    await dataSource.query(
+      `INSERT INTO sessions (id, "user", created, expires, user_agent, ip, last_seen)
+       VALUES ('kept', 'u', now(), now() + interval '1 hour', 'UA', '203.0.113.1', now())`,
+    );
     await dataSource.undoLastMigration();
+    const columns: { column_name: string }[] = await dataSource.query(
+      `SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions' ORDER BY ordinal_position`,
+    );
+    expect(columns.map((column) => column.column_name)).toEqual(['id', 'user', 'created', 'expires']);
+    const [{ count }] = await dataSource.query(
+      `SELECT count(*)::int AS count FROM pg_indexes WHERE tablename = 'sessions'`,
+    );
+    expect(count).toBe(3);
+    expect(await dataSource.query(`SELECT id, "user" FROM sessions`)).toEqual([{ id: 'kept', user: 'u' }]);
+    await dataSource.runMigrations();
+    expect(await dataSource.query(`SELECT user_agent, ip, last_seen FROM sessions`)).toEqual([
+      { user_agent: null, ip: null, last_seen: null },
+    ]);
+    await dataSource.query(`DELETE FROM sessions`);
+  });
+
+  it('is reverted by down, leaving no table behind', async () => {
+    for (let i = 0; i < sessionMigrations.length; i++) await dataSource.undoLastMigration();
     const [{ exists }] = await dataSource.query(`SELECT to_regclass('sessions') IS NOT NULL AS exists`);
     expect(exists).toBe(false);
     await dataSource.runMigrations();
@@ -76,7 +120,7 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
   });
 });
 
-describe.each(POSTGRES_DIRECT)('the TypeORM CLI scripts on %s', (_label, database) => {
+describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', (_label, database) => {
   let db: OpenDatabase;
   const npm = (script: string) =>
     run('npm', ['run', '--silent', script], {
@@ -94,7 +138,72 @@ describe.each(POSTGRES_DIRECT)('the TypeORM CLI scripts on %s', (_label, databas
     expect(await npm('migration:run')).toContain('CreateSessionsTable1770095236000 has been executed successfully');
     expect(await npm('migration:show')).toContain('[X]');
     expect(await npm('schema:log')).toContain('Your schema is up to date');
-    expect(await npm('migration:revert')).toContain('reverted successfully');
+    for (const _migration of sessionMigrations)
+      expect(await npm('migration:revert')).toContain('reverted successfully');
     expect(await npm('migration:show')).toContain('[ ] CreateSessionsTable1770095236000');
   }, 120_000);
+
+  it('upgrade with rows: old sessions authenticate with null device info, new logins carry it, revert keeps both', async () => {
+    // The schema before the device-info migration, holding a session.
+    const before = await new DataSource({
+      ...db.options,
+      migrations: sessionMigrations.filter((migration) => migration !== AddSessionDeviceInfo1770600000000),
+    }).initialize();
+    const oldCookie = generateCookieValue();
+    try {
+      await before.runMigrations();
+      await before.query(
+        `INSERT INTO sessions (id, "user", created, expires) VALUES ($1, 'old-user', now(), now() + interval '1 day')`,
+        [digestOf(oldCookie)],
+      );
+    } finally {
+      await before.destroy();
+    }
+    expect(await npm('migration:show')).toContain('[ ] AddSessionDeviceInfo1770600000000');
+    expect(await npm('migration:run')).toContain('AddSessionDeviceInfo1770600000000 has been executed successfully');
+
+    const http = await bootHttpApp('express', { database: db.options });
+    let newCookie: string;
+    try {
+      const me = await request(http.server).get('/guarded/me').set('Cookie', `session_id=${oldCookie}`).expect(200);
+      expect(me.body).toEqual({ user: { id: 'old-user' } });
+      const [old] = await http.dataSource.query('SELECT user_agent, ip FROM sessions WHERE id = $1', [
+        digestOf(oldCookie),
+      ]);
+      expect(old).toEqual({ user_agent: null, ip: null });
+      const login = await request(http.server)
+        .post('/auth/login')
+        .set('User-Agent', 'Upgraded/1.0')
+        .send({ userId: 'new-user' })
+        .expect(200);
+      newCookie = cookiePair(login).split('=')[1];
+      const [fresh] = await http.dataSource.query('SELECT user_agent, ip, last_seen FROM sessions WHERE id = $1', [
+        digestOf(newCookie),
+      ]);
+      expect(fresh.user_agent).toBe('Upgraded/1.0');
+      expect(fresh.ip).toMatch(/127\.0\.0\.1$/);
+      expect(fresh.last_seen).toBeInstanceOf(Date);
+    } finally {
+      await http.close();
+    }
+
+    expect(await npm('migration:revert')).toContain('AddSessionDeviceInfo1770600000000 has been reverted successfully');
+    // Both sessions are still live for the previous release, whose guard looks them up by
+    // primary key reading only these columns.
+    const after = await new DataSource({ ...db.options }).initialize();
+    try {
+      for (const [cookieValue, user] of [
+        [oldCookie, 'old-user'],
+        [newCookie, 'new-user'],
+      ]) {
+        const rows = await after.query(
+          `SELECT "user", created, expires FROM sessions WHERE id = $1 AND expires > now()`,
+          [digestOf(cookieValue)],
+        );
+        expect(rows).toEqual([expect.objectContaining({ user })]);
+      }
+    } finally {
+      await after.destroy();
+    }
+  }, 180_000);
 });
