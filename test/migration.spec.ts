@@ -138,7 +138,7 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
     expect(await npm('migration:run')).toContain('CreateSessionsTable1770095236000 has been executed successfully');
     expect(await npm('migration:show')).toContain('[X]');
     expect(await npm('schema:log')).toContain('Your schema is up to date');
-    for (const _migration of sessionMigrations)
+    for (let i = 0; i < sessionMigrations.length; i++)
       expect(await npm('migration:revert')).toContain('reverted successfully');
     expect(await npm('migration:show')).toContain('[ ] CreateSessionsTable1770095236000');
   }, 120_000);
