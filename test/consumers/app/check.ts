@@ -21,19 +21,20 @@ async function main(platform: string): Promise<void> {
     await checkHttpFlow(await app.getUrl(), `${platform}-http-user`);
     console.log(`    ok  log in → guarded 200 → log out → 401`);
 
-    const checks = Object.entries(sessionServiceChecks(app.get(SessionService), platform));
+    const sessions = app.get(SessionService);
+    const checks = Object.entries(sessionServiceChecks(sessions, platform));
     for (const [method, check] of checks) {
       await check().catch((error: unknown) => {
-        throw new Error(`SessionService.${method}: ${error instanceof Error ? error.message : String(error)}`, {
-          cause: error,
-        });
+        console.error(`    FAILED SessionService.${method}`);
+        throw error;
       });
     }
-    console.log(`    ok  SessionService: ${checks.map(([method]) => method).join(', ')}`);
+    console.log(
+      `    ok  all ${checks.length} public SessionService methods: ${checks.map(([method]) => method).join(', ')}`,
+    );
 
     assert.ok(app.get(SchedulerRegistry).getCronJob(SESSION_PURGE_JOB_NAME), "the purge job is in the app's registry");
     // The checks above left expired rows (`<platform>-get-expired` among them).
-    const sessions = app.get(SessionService);
     assert.equal((await sessions.get(`${platform}-get-expired`))?.isExpired(), true);
     assert.ok((await app.get(SessionPurgeService).purgeExpired()) > 0, 'purgeExpired deletes expired rows');
     assert.equal(await sessions.get(`${platform}-get-expired`), null);
