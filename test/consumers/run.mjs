@@ -112,13 +112,24 @@ async function installedModules(name, tarball) {
   const cached = join(CACHE, `${name}-${await cacheKey(templateManifest)}`);
   if (existsSync(join(cached, 'node_modules'))) return { modules: join(cached, 'node_modules'), cold: false };
   const staging = `${cached}.${process.pid}`;
-  await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
-  const manifest = JSON.parse(templateManifest);
-  manifest.dependencies[PACKAGE] = `file:${tarball}`;
-  await writeFile(join(staging, 'package.json'), JSON.stringify(manifest, null, 2));
-  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: staging, timeout: 600_000 });
-  await rename(staging, cached).catch(() => rm(staging, { recursive: true, force: true })); // a concurrent run won
+  try {
+    const manifest = JSON.parse(templateManifest);
+    manifest.dependencies[PACKAGE] = `file:${tarball}`;
+    await writeFile(join(staging, 'package.json'), JSON.stringify(manifest, null, 2));
+    await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: staging, timeout: 600_000 });
+    await rename(staging, cached).catch((error) => {
+      if (!existsSync(join(cached, 'node_modules'))) throw error; // else a concurrent run got there first
+    });
+  } finally {
+    await rm(staging, { recursive: true, force: true }); // left by a failed install, or when another run won
+  }
+  // Installs for earlier versions of the template are dead weight (about 100 MB each).
+  for (const entry of await readdir(CACHE)) {
+    if (new RegExp(`^${name}-[0-9a-f]{16}$`).test(entry) && join(CACHE, entry) !== cached) {
+      await rm(join(CACHE, entry), { recursive: true, force: true });
+    }
+  }
   return { modules: join(cached, 'node_modules'), cold: true };
 }
 
