@@ -1,4 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { SESSION_ID_COLUMN_LENGTH } from './session.constants.js';
 
 /**
  * One row of the `sessions` table.
@@ -11,7 +12,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 @Index('IDX_sessions_user', ['user'])
 @Index('IDX_sessions_expires', ['expires'])
 export class Session {
-  @PrimaryColumn({ type: 'varchar', length: 255, primaryKeyConstraintName: 'PK_sessions' })
+  @PrimaryColumn({ type: 'varchar', length: SESSION_ID_COLUMN_LENGTH, primaryKeyConstraintName: 'PK_sessions' })
   id!: string;
 
   /** The user id the session belongs to (`"user"` is quoted in SQL: it is a reserved word). */

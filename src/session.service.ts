@@ -6,7 +6,7 @@ import {
   InvalidSessionError,
   SessionConfigurationError,
 } from './errors.js';
-import { SESSION_OPTIONS } from './session.constants.js';
+import { MAX_SESSION_ID_LENGTH, SESSION_ID_COLUMN_LENGTH, SESSION_OPTIONS } from './session.constants.js';
 import { Session } from './session.entity.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './session.store.js';
@@ -73,12 +73,15 @@ export class SessionService implements OnApplicationBootstrap {
    * Stores a session whose id the caller chose (the seed's manual path, for custom
    * expiration). `session.id` is the cookie value.
    * @throws InvalidSessionError for an empty user, an invalid date, `expires` not after
-   *   `created`, or an id that cannot be a cookie value; DuplicateSessionError when the
-   *   id exists. Nothing is written in either case.
+   *   `created`, or an id that cannot be a cookie value (over 1024 characters, or over 255
+   *   with `hashSessionIds: false`, where the id column holds it as-is); DuplicateSessionError
+   *   when the id exists. Nothing is written in either case.
    */
   async create(session: { id: string; user: string; created: Date; expires: Date }): Promise<void> {
-    if (!isWellFormedSessionId(session?.id)) {
-      throw new InvalidSessionError('Session id must be 1 to 1024 cookie-safe characters.');
+    const id = this.storedId(session?.id);
+    if (id === null) {
+      const longest = this.options.hashSessionIds ? MAX_SESSION_ID_LENGTH : SESSION_ID_COLUMN_LENGTH;
+      throw new InvalidSessionError(`Session id must be 1 to ${longest} cookie-safe characters.`);
     }
     assertValidUserId(session.user);
     const { created, expires } = session;
@@ -93,7 +96,7 @@ export class SessionService implements OnApplicationBootstrap {
         ? expires
         : new Date(Math.min(expires.getTime(), created.getTime() + this.options.absoluteTimeout));
     try {
-      await this.store.insert({ id: this.toId(session.id), user: session.user, created, expires: cappedExpires });
+      await this.store.insert({ id, user: session.user, created, expires: cappedExpires });
     } catch (error) {
       if (databaseErrorCode(error) === '23505') throw new DuplicateSessionError();
       throw error;
@@ -120,8 +123,8 @@ export class SessionService implements OnApplicationBootstrap {
 
   /** The session behind a cookie value, expired or not (check `isExpired()`), or null. */
   async get(sessionId: string): Promise<Session | null> {
-    if (!isWellFormedSessionId(sessionId)) return null;
-    return this.store.findById(this.toId(sessionId));
+    const id = this.storedId(sessionId);
+    return id === null ? null : this.store.findById(id);
   }
 
   /** The user's most recently created live session, or null. */
@@ -133,14 +136,14 @@ export class SessionService implements OnApplicationBootstrap {
 
   /** The user id of a live session, or null when the session is absent or expired. */
   async getUserIdFromSessionId(sessionId: string): Promise<string | null> {
-    if (!isWellFormedSessionId(sessionId)) return null;
-    return this.store.findLiveUser(this.toId(sessionId), this.options.absoluteTimeout);
+    const id = this.storedId(sessionId);
+    return id === null ? null : this.store.findLiveUser(id, this.options.absoluteTimeout);
   }
 
   /** Deletes the session behind a cookie value; does nothing when there is none. */
   async deleteSession(sessionId: string): Promise<void> {
-    if (!isWellFormedSessionId(sessionId)) return;
-    await this.store.deleteById(this.toId(sessionId));
+    const id = this.storedId(sessionId);
+    if (id !== null) await this.store.deleteById(id);
   }
 
   /** Deletes every session of a user ("log out everywhere"); returns how many. */
@@ -162,13 +165,10 @@ export class SessionService implements OnApplicationBootstrap {
 
   /** Like `rotate`, also returning the new row. */
   async rotateSession(sessionId: string): Promise<IssuedSession | null> {
-    if (!isWellFormedSessionId(sessionId)) return null;
+    const id = this.storedId(sessionId);
+    if (id === null) return null;
     const cookieValue = generateCookieValue();
-    const session = await this.store.replaceId(
-      this.toId(sessionId),
-      this.toId(cookieValue),
-      this.options.absoluteTimeout,
-    );
+    const session = await this.store.replaceId(id, this.toId(cookieValue), this.options.absoluteTimeout);
     return session && { cookieValue, session };
   }
 
@@ -204,7 +204,7 @@ export class SessionService implements OnApplicationBootstrap {
    */
   async deleteOtherSessions(userId: string, keepSessionId: string): Promise<number> {
     if (!isValidUserId(userId)) return 0;
-    const keepId = isWellFormedSessionId(keepSessionId) ? this.toId(keepSessionId) : null;
+    const keepId = this.storedId(keepSessionId);
     return this.store.deleteByUserExcept(userId, keepId);
   }
 
@@ -214,8 +214,8 @@ export class SessionService implements OnApplicationBootstrap {
    * extended. Rejects only when the database fails.
    */
   async validate(sessionId: unknown): Promise<SessionValidation> {
-    if (!isWellFormedSessionId(sessionId)) return INVALID;
-    const id = this.toId(sessionId);
+    const id = this.storedId(sessionId);
+    if (id === null) return INVALID;
     const found = await this.store.lookup(id);
     if (!found) return INVALID;
     const { session, databaseNow } = found;
@@ -238,6 +238,17 @@ export class SessionService implements OnApplicationBootstrap {
       }
     }
     return { valid: true, session, renewedExpires: null };
+  }
+
+  /**
+   * The stored id for a value a caller passed as a cookie value, or null when no row can
+   * have it: not a possible cookie value, or (ids stored as-is) longer than the id column.
+   * Null is answered as "not found" without a query.
+   */
+  private storedId(cookieValue: unknown): string | null {
+    if (!isWellFormedSessionId(cookieValue)) return null;
+    if (!this.options.hashSessionIds && cookieValue.length > SESSION_ID_COLUMN_LENGTH) return null;
+    return this.toId(cookieValue);
   }
 
   /** The stored id for a cookie value. */
