@@ -119,6 +119,21 @@ describe.each(HTTP_PLATFORMS)('AuthGuard on %s', (_platformLabel, platform) => {
         expect(queries.every((sql) => sql.startsWith('SELECT'))).toBe(true);
       });
 
+      it('answers 401, without a query, to the valid value wrapped in NBSP (only SP and HTAB are optional whitespace)', async () => {
+        const { value } = await login('alice');
+        const { queries } = await recordQueries(http.dataSource, async () => {
+          for (const cookie of [
+            `session_id=\u00a0${value}`,
+            `session_id=${value}\u00a0`,
+            `session_id= \u00a0${value}`,
+          ]) {
+            await expectUnauthorized(cookie);
+          }
+        });
+        expect(queries).toEqual([]);
+        await request(http.server).get('/me').set('Cookie', `session_id= \t${value}\t `).expect(200);
+      });
+
       it('answers 401 to an unknown value, and to the stored digest itself', async () => {
         const { value } = await login('alice');
         await expectUnauthorized('session_id=' + 'A'.repeat(43));
