@@ -199,12 +199,18 @@ export class SessionService implements OnApplicationBootstrap {
   }
 
   /**
-   * Deletes all of a user's sessions except the one behind `keepSessionId` (a cookie
-   * value): "log out other devices". Returns how many were deleted.
+   * "Log out other devices": deletes all of a user's sessions except the one behind
+   * `keepSessionId` (a cookie value, e.g. `SessionCookies.getCookieValue(request)`).
+   * Returns how many were deleted.
+   *
+   * Deletes nothing (returns 0) unless `keepSessionId` is a session of `userId`: when it
+   * is missing, malformed, unknown (rotated or logged out meanwhile) or someone else's,
+   * there is no "this device" to keep, and deleting everything would log it out too.
+   * Checked in the same statement as the delete.
    */
   async deleteOtherSessions(userId: string, keepSessionId: string): Promise<number> {
-    if (!isValidUserId(userId)) return 0;
     const keepId = this.storedId(keepSessionId);
+    if (!isValidUserId(userId) || keepId === null) return 0;
     return this.store.deleteByUserExcept(userId, keepId);
   }
 

@@ -311,11 +311,13 @@ export class SessionStore {
     return this.countDeleted(`DELETE FROM ${this.table} WHERE "user" = $1 RETURNING 1`, [user]);
   }
 
-  async deleteByUserExcept(user: string, keepId: string | null): Promise<number> {
-    return this.countDeleted(`DELETE FROM ${this.table} WHERE "user" = $1 AND id IS DISTINCT FROM $2 RETURNING 1`, [
-      user,
-      keepId,
-    ]);
+  /** Deletes the user's sessions other than `keepId`, only if `keepId` is one of them (one statement). */
+  async deleteByUserExcept(user: string, keepId: string): Promise<number> {
+    return this.countDeleted(
+      `DELETE FROM ${this.table} WHERE "user" = $1 AND id <> $2
+         AND EXISTS (SELECT 1 FROM ${this.table} WHERE id = $2 AND "user" = $1) RETURNING 1`,
+      [user, keepId],
+    );
   }
 
   /** Counted in SQL: drivers disagree on how they report affected rows (pg vs PGlite). */

@@ -151,9 +151,27 @@ describe.each(TEST_DATABASES)('SessionService devices, rotation and expiry on %s
       expect(await sessions.listByUserId('u')).toHaveLength(1);
       expect(await sessions.getUserIdFromSessionId(current)).toBe('u');
       expect(await sessions.getUserIdFromSessionId(other)).toBe('v');
-      // Keeping a session of someone else keeps nothing of u's.
-      expect(await sessions.deleteOtherSessions('u', other)).toBe(1);
-      expect(await sessions.getUserIdFromSessionId(other)).toBe('v');
+    });
+
+    it('deleteOtherSessions deletes nothing unless the kept value is a session of that user', async () => {
+      const mine = [await sessions.createSessionForUser('u'), await sessions.createSessionForUser('u')];
+      const theirs = await sessions.createSessionForUser('v');
+      const { result, queries } = await recordQueries(dataSource, async () => {
+        const counts: number[] = [];
+        for (const malformed of ['', 'bad value', 'x'.repeat(1025), undefined, null, 42]) {
+          counts.push(await sessions.deleteOtherSessions('u', malformed as string));
+        }
+        return counts;
+      });
+      expect(result).toEqual([0, 0, 0, 0, 0, 0]);
+      expect(queries).toEqual([]); // answered without a query
+      expect(await sessions.deleteOtherSessions('u', 'A'.repeat(43))).toBe(0); // no such session
+      expect(await sessions.deleteOtherSessions('u', digestOf(mine[0]))).toBe(0); // a stored id is no cookie value
+      expect(await sessions.deleteOtherSessions('u', theirs)).toBe(0); // someone else's session
+      for (const value of mine) expect(await sessions.getUserIdFromSessionId(value)).toBe('u');
+      expect(await sessions.getUserIdFromSessionId(theirs)).toBe('v');
+      expect(await sessions.deleteOtherSessions('u', mine[1])).toBe(1);
+      expect(await sessions.getUserIdFromSessionId(mine[1])).toBe('u');
     });
 
     it('validate does not write while more than half of ttl remains', async () => {
