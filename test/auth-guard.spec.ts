@@ -161,6 +161,15 @@ describe.each(HTTP_PLATFORMS)('AuthGuard on %s', (_platformLabel, platform) => {
         expect(await http.dataSource.query('SELECT id FROM sessions')).toHaveLength(1);
       });
 
+      it('answers 401 to every falsy resolveUser result (false, 0, empty string, NaN, 0n), never a request with that user', async () => {
+        const { cookie } = await login('carol');
+        for (const falsy of [false, 0, -0, '', Number.NaN, 0n]) {
+          users.users.set('carol', falsy);
+          await expectUnauthorized(cookie);
+        }
+        expect(users.calls).toBe(6);
+      });
+
       it('passes an HttpException from resolveUser through as-is', async () => {
         const { cookie } = await login('alice');
         users.failure = new ForbiddenException('banned');
