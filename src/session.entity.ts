@@ -4,8 +4,10 @@ import { SESSION_ID_COLUMN_LENGTH } from './session.constants.js';
 /**
  * One row of the `sessions` table.
  *
- * With `hashSessionIds: true` (the default) `id` is the SHA-256 hex digest of the
- * cookie value, never the cookie value itself.
+ * With `hashSessionIds: true` (the default) the `id` column holds the SHA-256 hex digest
+ * of the cookie value, never the cookie value itself; with `false` it holds the value.
+ * Sessions that `SessionService` (and so `@CurrentSession()`) hands out have the digest
+ * as `id` in both modes; the exported repository reads the column as stored.
  * @publicApi
  */
 @Entity({ name: 'sessions' })
