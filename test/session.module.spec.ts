@@ -13,7 +13,6 @@ import {
 import { typeOrmRoot } from './support/apps.js';
 import { digestOf } from './support/http-app.js';
 import { POSTGRES_ONLY, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
-import { describeEachWhere } from './support/requirements.js';
 
 const HOUR = 3_600_000;
 
