@@ -12,6 +12,7 @@ import {
 } from '../src/index.js';
 import { typeOrmRoot } from './support/apps.js';
 import { POSTGRES_ONLY, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
+import { describeEachWhere } from './support/requirements.js';
 
 const HOUR = 3_600_000;
 
@@ -94,7 +95,7 @@ describe.each(TEST_DATABASES)('SessionModule on %s', (_label, database) => {
   });
 });
 
-describe.each(POSTGRES_ONLY)('SessionModule with a named data source on %s', (_label, database) => {
+describeEachWhere(POSTGRES_ONLY, 'postgres', 'SessionModule with a named data source on %s', (_label, database) => {
   let main: OpenDatabase;
   let auth: OpenDatabase;
 
