@@ -1,5 +1,6 @@
 import http from 'node:http';
 import pg from 'pg';
+import { SESSION_PURGE_JOB_NAME, SessionPurgeService } from '../../src/index.js';
 import { bootHttpApp, CapturingLogger, type HttpApp } from '../support/http-app.js';
 import { endPool, POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
 import { describeEachWhere } from '../support/requirements.js';
@@ -186,8 +187,8 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'concurrency on %s', (_label, dat
       ]);
       agent.destroy();
 
-      // Let a last purge run settle, then read what happened.
-      await sleep(1500);
+      // Stop the purge, waiting for a run in progress (the job waits for completion), then read what happened.
+      await app.app.get(SessionPurgeService).schedulerRegistry.getCronJob(SESSION_PURGE_JOB_NAME).stop();
       const purgeRuns = logger.lines
         .slice(purgeLinesBefore)
         .filter(
