@@ -111,14 +111,14 @@ class SwitchUserController {
   @Post()
   @HttpCode(200)
   async switchUser(
-    @Req() request: SessionRequest,
+    @Req() incoming: SessionRequest,
     @Body() body: { userId: string },
     @Res({ passthrough: true }) response: SessionCookieResponse,
   ) {
     const other = 'theme=dark; Path=/';
     if (typeof response.setHeader === 'function') response.setHeader('Set-Cookie', [other]);
     else response.header!('set-cookie', other);
-    await this.cookies.logout(request, response);
+    await this.cookies.logout(incoming, response);
     await this.cookies.login(response, body.userId);
     return { ok: true };
   }
