@@ -13,7 +13,8 @@ const TITLE = 'the packed package, installed into a separate Nest app (%s)';
 
 /**
  * The package as users get it: `npm pack`, installed into a separate app by npm,
- * imported by name, every SessionService method run against PostgreSQL.
+ * imported by name, the seed's SessionService methods run against PostgreSQL (every method,
+ * on both ends of the peer range, Express and Fastify: `npm run test:consumers`, in .ci/run).
  */
 describeEachWhere(POSTGRES_DIRECT, 'postgres', TITLE, (_label, database) => {
   let db: OpenDatabase;
@@ -28,7 +29,7 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', TITLE, (_label, database) => {
     await rm(appDir, { recursive: true, force: true });
   });
 
-  it('installs from the tarball and runs every SessionService method', async () => {
+  it("installs from the tarball and runs the seed's seven SessionService methods", async () => {
     const { stdout: packed } = await run('npm', ['pack', '--json', '--pack-destination', appDir], { cwd: root });
     const [{ filename, files }] = JSON.parse(packed) as { filename: string; files: { path: string }[] }[];
     const paths = files.map((file) => file.path);
