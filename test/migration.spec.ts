@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
 import { CreateSessionsTable1770095236000, Session, sessionMigrations } from '../src/index.js';
 import { POSTGRES_DIRECT, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
+import { describeEachWhere } from './support/requirements.js';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
@@ -76,7 +77,7 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
   });
 });
 
-describe.each(POSTGRES_DIRECT)('the TypeORM CLI scripts on %s', (_label, database) => {
+describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', (_label, database) => {
   let db: OpenDatabase;
   const npm = (script: string) =>
     run('npm', ['run', '--silent', script], {
