@@ -11,7 +11,7 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { POSTGRES_URL, postgresAt } from './support/databases.js';
-import { CHROMIUM_PATH, describeEachWhere } from './support/requirements.js';
+import { CHROMIUM_AVAILABLE, CHROMIUM_PATH, describeEachWhere } from './support/requirements.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 const CHROME_LINUX =
@@ -131,81 +131,84 @@ class DemoServer {
   }
 }
 
-const CAN_RUN = existsSync(CHROMIUM_PATH) ? STORAGES : [];
+describeEachWhere(
+  CHROMIUM_AVAILABLE ? STORAGES : [],
+  'chromium',
+  'the demo device table in Chromium on %s',
+  (_kind, openStorage) => {
+    let browser: Browser;
+    let storage: DemoStorage;
+    let server: DemoServer;
+    const contexts: BrowserContext[] = [];
 
-describeEachWhere(CAN_RUN, 'chromium', 'the demo device table in Chromium on %s', (_kind, openStorage) => {
-  let browser: Browser;
-  let storage: DemoStorage;
-  let server: DemoServer;
-  const contexts: BrowserContext[] = [];
+    beforeAll(async () => {
+      if (!existsSync(join(ROOT, 'dist/index.js'))) {
+        throw new Error('dist/ is missing: the demo imports the built package. Run `npm run build` first.');
+      }
+      execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'example/tsconfig.json'], {
+        cwd: ROOT,
+        stdio: 'pipe',
+      });
+      browser = await chromium.launch({
+        executablePath: CHROMIUM_PATH,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
+      });
+      storage = await openStorage();
+      server = await DemoServer.start(storage.env);
+    }, 120_000);
 
-  beforeAll(async () => {
-    if (!existsSync(join(ROOT, 'dist/index.js'))) {
-      throw new Error('dist/ is missing: the demo imports the built package. Run `npm run build` first.');
+    afterAll(async () => {
+      await Promise.all(contexts.map((context) => context.close()));
+      await browser?.close();
+      await server?.stop();
+      await storage?.dispose();
+    }, 30_000);
+
+    async function device(userAgent: string): Promise<Page> {
+      const context = await browser.newContext({ userAgent, viewport: { width: 1000, height: 760 } });
+      contexts.push(context);
+      return context.newPage();
     }
-    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'example/tsconfig.json'], {
-      cwd: ROOT,
-      stdio: 'pipe',
-    });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
-    });
-    storage = await openStorage();
-    server = await DemoServer.start(storage.env);
-  }, 120_000);
 
-  afterAll(async () => {
-    await Promise.all(contexts.map((context) => context.close()));
-    await browser?.close();
-    await server?.stop();
-    await storage?.dispose();
-  }, 30_000);
+    /** The text of every row of the session table, whitespace collapsed. */
+    async function rows(page: Page): Promise<string[]> {
+      await page.goto(`${server.url}/`);
+      const cells = await page.locator('tbody tr td:first-child').allTextContents();
+      return cells.map((text) => text.replace(/\s+/g, ' ').trim());
+    }
 
-  async function device(userAgent: string): Promise<Page> {
-    const context = await browser.newContext({ userAgent, viewport: { width: 1000, height: 760 } });
-    contexts.push(context);
-    return context.newPage();
-  }
+    it('two browsers show two recognisable rows; "active" moves once per activityInterval', async () => {
+      const chrome = await device(CHROME_LINUX);
+      const firefox = await device(FIREFOX_WINDOWS);
+      await chrome.goto(`${server.url}/signup`);
+      await chrome.getByLabel('Username').fill('devices');
+      await chrome.getByLabel('Password').fill('correct horse');
+      await chrome.getByRole('button', { name: 'Create account' }).click();
+      await chrome.waitForURL(`${server.url}/?notice=signed-up`);
+      await firefox.goto(`${server.url}/login`);
+      await firefox.getByLabel('Username').fill('devices');
+      await firefox.getByLabel('Password').fill('correct horse');
+      await firefox.getByRole('button', { name: 'Log in' }).click();
+      await firefox.waitForURL(`${server.url}/`);
 
-  /** The text of every row of the session table, whitespace collapsed. */
-  async function rows(page: Page): Promise<string[]> {
-    await page.goto(`${server.url}/`);
-    const cells = await page.locator('tbody tr td:first-child').allTextContents();
-    return cells.map((text) => text.replace(/\s+/g, ' ').trim());
-  }
+      expect((await rows(chrome)).sort()).toEqual([
+        'Chrome 156 on Linux · 127.0.0.x · active just now · this browser',
+        'Firefox 128 on Windows · 127.0.0.x · active just now',
+      ]);
+      expect(await rows(firefox)).toContain('Firefox 128 on Windows · 127.0.0.x · active just now · this browser');
 
-  it('two browsers show two recognisable rows; "active" moves once per activityInterval', async () => {
-    const chrome = await device(CHROME_LINUX);
-    const firefox = await device(FIREFOX_WINDOWS);
-    await chrome.goto(`${server.url}/signup`);
-    await chrome.getByLabel('Username').fill('devices');
-    await chrome.getByLabel('Password').fill('correct horse');
-    await chrome.getByRole('button', { name: 'Create account' }).click();
-    await chrome.waitForURL(`${server.url}/?notice=signed-up`);
-    await firefox.goto(`${server.url}/login`);
-    await firefox.getByLabel('Username').fill('devices');
-    await firefox.getByLabel('Password').fill('correct horse');
-    await firefox.getByRole('button', { name: 'Log in' }).click();
-    await firefox.waitForURL(`${server.url}/`);
-
-    expect((await rows(chrome)).sort()).toEqual([
-      'Chrome 156 on Linux · 127.0.0.x · active just now · this browser',
-      'Firefox 128 on Windows · 127.0.0.x · active just now',
-    ]);
-    expect(await rows(firefox)).toContain('Firefox 128 on Windows · 127.0.0.x · active just now · this browser');
-
-    // 3 minutes ago: within the 5-minute activityInterval, so Firefox's next request writes nothing...
-    server = await storage.query(`UPDATE sessions SET last_seen = now() - interval '3 minutes'`, server);
-    await rows(firefox);
-    expect(await rows(chrome)).toContain('Firefox 128 on Windows · 127.0.0.x · active 3 minutes ago');
-    // ...10 minutes ago: past it, so Firefox's next request moves it (Chrome's own did just now).
-    server = await storage.query(`UPDATE sessions SET last_seen = now() - interval '10 minutes'`, server);
-    expect(await rows(chrome)).toContain('Firefox 128 on Windows · 127.0.0.x · active 10 minutes ago');
-    await rows(firefox);
-    expect((await rows(chrome)).sort()).toEqual([
-      'Chrome 156 on Linux · 127.0.0.x · active just now · this browser',
-      'Firefox 128 on Windows · 127.0.0.x · active just now',
-    ]);
-  }, 240_000);
-});
+      // 3 minutes ago: within the 5-minute activityInterval, so Firefox's next request writes nothing...
+      server = await storage.query(`UPDATE sessions SET last_seen = now() - interval '3 minutes'`, server);
+      await rows(firefox);
+      expect(await rows(chrome)).toContain('Firefox 128 on Windows · 127.0.0.x · active 3 minutes ago');
+      // ...10 minutes ago: past it, so Firefox's next request moves it (Chrome's own did just now).
+      server = await storage.query(`UPDATE sessions SET last_seen = now() - interval '10 minutes'`, server);
+      expect(await rows(chrome)).toContain('Firefox 128 on Windows · 127.0.0.x · active 10 minutes ago');
+      await rows(firefox);
+      expect((await rows(chrome)).sort()).toEqual([
+        'Chrome 156 on Linux · 127.0.0.x · active just now · this browser',
+        'Firefox 128 on Windows · 127.0.0.x · active just now',
+      ]);
+    }, 240_000);
+  },
+);
