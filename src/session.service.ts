@@ -6,6 +6,8 @@ import {
   InvalidSessionError,
   SessionConfigurationError,
 } from './errors.js';
+import { lookupSession } from './cache/cached-lookup.js';
+import { SessionCache } from './cache/session-cache.js';
 import { SESSION_OPTIONS } from './session.constants.js';
 import { Session } from './session.entity.js';
 import type { ResolvedSessionOptions } from './session.options.js';
@@ -47,6 +49,7 @@ export class SessionService implements OnApplicationBootstrap {
   constructor(
     private readonly store: SessionStore,
     @Inject(SESSION_OPTIONS) private readonly options: ResolvedSessionOptions,
+    @Inject(SessionCache) private readonly cache: SessionCache,
   ) {}
 
   /**
@@ -140,13 +143,17 @@ export class SessionService implements OnApplicationBootstrap {
   /** Deletes the session behind a cookie value; does nothing when there is none. */
   async deleteSession(sessionId: string): Promise<void> {
     if (!isWellFormedSessionId(sessionId)) return;
-    await this.store.deleteById(this.toId(sessionId));
+    const id = this.toId(sessionId);
+    await this.store.deleteById(id);
+    this.cache.invalidate([id]);
   }
 
   /** Deletes every session of a user ("log out everywhere"); returns how many. */
   async deleteSessionsByUserId(userId: string): Promise<number> {
     if (!isValidUserId(userId)) return 0;
-    return this.store.deleteByUser(userId);
+    const deleted = await this.store.deleteByUser(userId);
+    this.cache.invalidateUser(userId);
+    return deleted;
   }
 
   /**
@@ -164,11 +171,9 @@ export class SessionService implements OnApplicationBootstrap {
   async rotateSession(sessionId: string): Promise<IssuedSession | null> {
     if (!isWellFormedSessionId(sessionId)) return null;
     const cookieValue = generateCookieValue();
-    const session = await this.store.replaceId(
-      this.toId(sessionId),
-      this.toId(cookieValue),
-      this.options.absoluteTimeout,
-    );
+    const oldId = this.toId(sessionId);
+    const session = await this.store.replaceId(oldId, this.toId(cookieValue), this.options.absoluteTimeout);
+    this.cache.invalidate([oldId]);
     return session && { cookieValue, session };
   }
 
@@ -185,7 +190,9 @@ export class SessionService implements OnApplicationBootstrap {
    */
   async deleteById(id: string): Promise<boolean> {
     if (!isWellFormedSessionId(id)) return false;
-    return (await this.store.deleteById(id)) > 0;
+    const deleted = await this.store.deleteById(id);
+    this.cache.invalidate([id]);
+    return deleted > 0;
   }
 
   /**
@@ -195,7 +202,9 @@ export class SessionService implements OnApplicationBootstrap {
    */
   async deleteUserSession(userId: string, id: string): Promise<boolean> {
     if (!isValidUserId(userId) || !isWellFormedSessionId(id)) return false;
-    return (await this.store.deleteByIdOfUser(id, userId)) > 0;
+    const deleted = await this.store.deleteByIdOfUser(id, userId);
+    this.cache.invalidate([id]);
+    return deleted > 0;
   }
 
   /**
@@ -205,18 +214,22 @@ export class SessionService implements OnApplicationBootstrap {
   async deleteOtherSessions(userId: string, keepSessionId: string): Promise<number> {
     if (!isValidUserId(userId)) return 0;
     const keepId = isWellFormedSessionId(keepSessionId) ? this.toId(keepSessionId) : null;
-    return this.store.deleteByUserExcept(userId, keepId);
+    const deleted = await this.store.deleteByUserExcept(userId, keepId);
+    this.cache.invalidateUser(userId, keepId);
+    return deleted;
   }
 
   /**
    * The guard's check: one primary-key lookup, decided by the database clock. An
    * expired session is deleted; with `rolling`, a session past half its `ttl` is
-   * extended. Rejects only when the database fails.
+   * extended. Rejects only when the database fails. With `cache` on, a session this
+   * instance has seen is answered from memory (no query) unless `useCache` is false
+   * (`@NoSessionCache()` routes) or the cache's listener is not subscribed.
    */
-  async validate(sessionId: unknown): Promise<SessionValidation> {
+  async validate(sessionId: unknown, { useCache = true }: { useCache?: boolean } = {}): Promise<SessionValidation> {
     if (!isWellFormedSessionId(sessionId)) return INVALID;
     const id = this.toId(sessionId);
-    const found = await this.store.lookup(id);
+    const found = await lookupSession(this.store, this.cache, id, useCache);
     if (!found) return INVALID;
     const { session, databaseNow } = found;
     const now = databaseNow.getTime();
@@ -226,6 +239,7 @@ export class SessionService implements OnApplicationBootstrap {
     const deadline = Math.min(expires, cap);
     if (deadline <= now) {
       await this.store.deleteById(id);
+      this.cache.invalidate([id]);
       return INVALID;
     }
     // `expires < cap`: once the absolute cap is the deadline, an UPDATE could not move

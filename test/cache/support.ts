@@ -1,0 +1,47 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import type { Server } from 'node:http';
+import { SessionCache } from '../../src/cache/session-cache.js';
+import { SessionCacheListener } from '../../src/cache/session-cache.listener.js';
+import { POSTGRES_URL, type OpenDatabase, type TestDatabase } from '../support/databases.js';
+
+/** The cache and its listener inside a booted app (internal classes, read by the cache tests). */
+export function cacheOf(app: INestApplication): { cache: SessionCache; listener: SessionCacheListener } {
+  return { cache: app.get(SessionCache), listener: app.get(SessionCacheListener) };
+}
+
+/**
+ * Resolves with the first invalidation payload `accept` takes, after `action` ran; rejects
+ * after `timeoutMs` (a trigger that does not fire fails the test instead of hanging it).
+ */
+export function invalidationAfter(
+  listener: SessionCacheListener,
+  accept: (payload: string) => boolean,
+  timeoutMs = 3000,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      listener.onInvalidation = null;
+      reject(new Error(`no matching invalidation within ${timeoutMs} ms`));
+    }, timeoutMs);
+    listener.onInvalidation = (payload) => {
+      if (!accept(payload)) return;
+      clearTimeout(timer);
+      listener.onInvalidation = null;
+      resolve(payload);
+    };
+  });
+}
+
+/** The connection the listener uses for a database: direct to the server behind PgBouncer (`listenUrl`). */
+export function listenUrlFor(database: TestDatabase, db: OpenDatabase): string | undefined {
+  if (database.pooler === undefined || !db.url || !POSTGRES_URL) return undefined;
+  const direct = new URL(POSTGRES_URL);
+  direct.pathname = new URL(db.url).pathname;
+  return direct.toString();
+}
+
+/** GET /me with a cookie value; the status. */
+export async function statusOf(server: Server, cookieValue: string, path = '/me'): Promise<number> {
+  return (await request(server).get(path).set('Cookie', `session_id=${cookieValue}`)).status;
+}
