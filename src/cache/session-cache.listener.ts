@@ -217,7 +217,11 @@ export class SessionCacheListener implements OnApplicationBootstrap, OnApplicati
   private connectionConfig(): object {
     const { heartbeatMs, listenUrl } = this.settings!;
     const connectionTimeoutMillis = Math.max(2000, 2 * heartbeatMs);
-    if (listenUrl !== null) return { connectionString: listenUrl, connectionTimeoutMillis, keepAlive: true };
+    const applicationName = (this.store.dataSource.options as { applicationName?: string }).applicationName;
+    const application_name = `${applicationName ?? 'nestjs-typeorm-session'} cache listener`;
+    if (listenUrl !== null) {
+      return { connectionString: listenUrl, application_name, connectionTimeoutMillis, keepAlive: true };
+    }
     const options = this.store.dataSource.options as {
       url?: string;
       host?: string;
@@ -240,7 +244,7 @@ export class SessionCacheListener implements OnApplicationBootstrap, OnApplicati
       password: credentials.password,
       database: credentials.database,
       ssl: credentials.ssl ?? options.ssl,
-      application_name: `${options.applicationName ?? 'nestjs-typeorm-session'} cache listener`,
+      application_name,
       connectionTimeoutMillis,
       keepAlive: true,
     };
