@@ -3,7 +3,7 @@ import request from 'supertest';
 import type { Server } from 'node:http';
 import { SessionCache } from '../../src/cache/session-cache.js';
 import { SessionCacheListener } from '../../src/cache/session-cache.listener.js';
-import { POSTGRES_URL, type OpenDatabase, type TestDatabase } from '../support/databases.js';
+import { directUrl } from '../support/cache-modes.js';
 
 /** The cache and its listener inside a booted app (internal classes, read by the cache tests). */
 export function cacheOf(app: INestApplication): { cache: SessionCache; listener: SessionCacheListener } {
@@ -34,12 +34,7 @@ export function invalidationAfter(
 }
 
 /** The connection the listener uses for a database: direct to the server behind PgBouncer (`listenUrl`). */
-export function listenUrlFor(database: TestDatabase, db: OpenDatabase): string | undefined {
-  if (database.pooler === undefined || !db.url || !POSTGRES_URL) return undefined;
-  const direct = new URL(POSTGRES_URL);
-  direct.pathname = new URL(db.url).pathname;
-  return direct.toString();
-}
+export const listenUrlFor = directUrl;
 
 /** GET /me with a cookie value; the status. */
 export async function statusOf(server: Server, cookieValue: string, path = '/me'): Promise<number> {
