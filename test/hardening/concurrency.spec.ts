@@ -1,6 +1,7 @@
 import http from 'node:http';
 import pg from 'pg';
 import { bootHttpApp, CapturingLogger, type HttpApp } from '../support/http-app.js';
+import { cacheSetting, withCacheModes } from '../support/cache-modes.js';
 import { endPool, POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
 import { sleep } from './load.js';
 
@@ -78,7 +79,7 @@ function sessionCookie(answer: Answer): string | null {
 
 if (POSTGRES_DIRECT.length === 0) test.todo('concurrency: needs DATABASE_URL (a PostgreSQL server)');
 else
-  describe.each(POSTGRES_DIRECT)('concurrency on %s', (_label, database) => {
+  describe.each(withCacheModes(POSTGRES_DIRECT))('concurrency on %s, %s', (_label, cacheLabel, database, cacheOn) => {
     let db: OpenDatabase;
     let app: HttpApp;
     let port: number;
@@ -90,7 +91,13 @@ else
       app = await bootHttpApp('express', {
         database: db.options,
         typeorm: { extra: { max: 20 } },
-        session: { globalGuard: true, rolling: true, ttl: TTL_MS, purge: { cron: '* * * * * *' } },
+        session: {
+          globalGuard: true,
+          rolling: true,
+          ttl: TTL_MS,
+          purge: { cron: '* * * * * *' },
+          cache: cacheSetting(cacheOn, database, db),
+        },
         logger,
       });
       await app.app.listen(0, '127.0.0.1');
@@ -202,7 +209,7 @@ else
         const rows = (await admin.query(`SELECT "user", expires > now() AS live FROM sessions ORDER BY "user"`)).rows;
 
         process.stderr.write(
-          `[hardening:concurrency] ${LOOP_CLIENTS} + ${KEEPALIVE_CLIENTS} clients for ${DURATION_MS / 1000} s: ` +
+          `[hardening:concurrency] ${cacheLabel}: ${LOOP_CLIENTS} + ${KEEPALIVE_CLIENTS} clients for ${DURATION_MS / 1000} s: ` +
             `${tally.logins} logins, ${tally.guardedWhileIn} guarded 200s while logged in, ${tally.logouts} logouts, ` +
             `${tally.guardedAfterOut} guarded 401s after logout, ${tally.keepAlive} keep-alive requests (${tally.renewals} sliding renewals), ` +
             `${wrong.length} wrong answers; purge ran ${purgeRuns.length} times and deleted ${purged} of ${tally.expiredInserted} expired rows fed in; ` +
@@ -266,7 +273,7 @@ else
       );
       agent.destroy();
       process.stderr.write(
-        `[hardening:concurrency] rotate: ${ROTATE_ROUNDS} rounds of 3 rotations + 10 requests on the old id: ` +
+        `[hardening:concurrency] ${cacheLabel}: rotate: ${ROTATE_ROUNDS} rounds of 3 rotations + 10 requests on the old id: ` +
           `${outcomes.rotated} won, ${outcomes.lostRace} lost the race, old-id answers ${JSON.stringify(Object.fromEntries(outcomes.oldIdAnswers))}; ` +
           `exactly one valid id each time\n`,
       );

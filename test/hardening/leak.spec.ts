@@ -17,6 +17,7 @@ const GUARD_SUITES = [
   'test/session-cookies.spec.ts',
   'test/session-devices.spec.ts',
   'test/hardening/fuzz.spec.ts',
+  'test/cache/listener.spec.ts',
 ].filter((suite) => existsSync(resolve(import.meta.dirname, '../..', suite)));
 
 interface FileReport {

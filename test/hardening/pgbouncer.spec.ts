@@ -1,6 +1,7 @@
 import pg from 'pg';
 import request from 'supertest';
 import { bootHttpApp, cookiePair, type HttpApp } from '../support/http-app.js';
+import { cacheSetting } from '../support/cache-modes.js';
 import { PGBOUNCER_URL, TEST_DATABASES, type OpenDatabase } from '../support/databases.js';
 
 /**
@@ -54,14 +55,18 @@ else
       expect(second).not.toBe(first);
     });
 
-    describe('the package through it', () => {
+    describe.each([
+      ['cache off', false],
+      ['cache on', true],
+    ])('the package through it, %s', (_cacheLabel, cacheOn) => {
       let http: HttpApp;
       beforeAll(async () => {
         http = await bootHttpApp('express', {
           database: db.options,
           // Few client connections, many concurrent requests: statements interleave across server connections.
           typeorm: { extra: { max: 5 } },
-          session: { globalGuard: true, rolling: true, ttl: 60_000 },
+          // The cache's listener goes straight to the server (`listenUrl`): LISTEN needs a session of its own.
+          session: { globalGuard: true, rolling: true, ttl: 60_000, cache: cacheSetting(cacheOn, database, db) },
         });
       });
       afterAll(() => http.close());
