@@ -26,7 +26,7 @@ export const DEFAULT_PURGE_CRON = '0 */10 * * * *';
 export const DEFAULT_PURGE_BATCH_SIZE = 5000;
 
 /** Sessions the cache keeps when `cache.maxEntries` is not configured. */
-export const DEFAULT_CACHE_MAX_ENTRIES = 100_000;
+export const DEFAULT_CACHE_MAX_ENTRIES = 10_000;
 
 /** Interval of the cache listener's self-heartbeat when `cache.heartbeatMs` is not configured. */
 export const DEFAULT_CACHE_HEARTBEAT_MS = 1000;
