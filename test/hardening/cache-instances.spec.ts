@@ -103,7 +103,7 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the session cache on three app p
   let instances: Instance[] = [];
 
   beforeAll(async () => {
-    expect(existsSync(resolve(ROOT, 'dist/index.js'))).toBe(true); // `npm run build` first (.ci/run does)
+    if (!existsSync(resolve(ROOT, 'dist/index.js'))) throw new Error('run `npm run build` first (.ci/run does)');
     db = await database.open();
     const migrator = new DataSource({
       type: 'postgres',
@@ -134,6 +134,8 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the session cache on three app p
   });
 
   it(`${REVOCATIONS} revocations (${METHODS.join(', ')}): every other instance refuses soon, and never answers 200 after its first 401`, async () => {
+    /** From the revoking call's return to the sending of the first request answered 401: a lower bound. */
+    const sentLatencies: number[] = [];
     const latencies: Record<(typeof METHODS)[number], number[]> = Object.fromEntries(
       METHODS.map((m) => [m, []]),
     ) as never;
@@ -182,7 +184,10 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the session cache on three app p
       for (const [index, outcome] of (await Promise.all(polls)).entries()) {
         if (outcome.first401 === null)
           problems.push(`round ${round}: instance ${index} never refused within ${EVENTUALLY_MS} ms`);
-        else latencies[method].push(Math.max(0, outcome.first401 - committed));
+        else {
+          latencies[method].push(Math.max(0, outcome.first401 - committed));
+          sentLatencies.push(Math.max(0, outcome.first401Sent! - committed));
+        }
         if (outcome.after.some((status) => status !== 401))
           problems.push(
             `round ${round} (${method}): after its first 401 an instance answered ${JSON.stringify(outcome.after)}`,
@@ -203,7 +208,7 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the session cache on three app p
     };
     process.stderr.write(
       `[hardening:cache-instances] ${INSTANCES} processes, ${REVOCATIONS} revocations, revoking call's return → first 401 on each other instance: ` +
-        `${figures(all)}; target p99 ≤ 20 ms, max ≤ 100 ms (${percentile(all, 99) <= 20 && all[all.length - 1] <= 100 ? 'met' : 'NOT met'} on this run)\n` +
+        `${figures(all)}; to the sending of that request (a lower bound): ${figures(sentLatencies)}; target p99 ≤ 20 ms, max ≤ 100 ms (${percentile(all, 99) <= 20 && all[all.length - 1] <= 100 ? 'met' : 'NOT met'} on this run)\n` +
         METHODS.map((method) => `  ${method}: ${figures(latencies[method])}`).join('\n') +
         '\n',
     );

@@ -319,7 +319,8 @@ describe.each(HTTP_PLATFORMS)('bad cookies on %s', (_platformLabel, platform) =>
     it(`answers ${RUNS} generated Cookie headers with 401 (the user only for the valid cookie), no 5xx, no database error, no query for values that cannot be a token`, async () => {
       const valid = await http.sessions.createSessionForUser('alice');
       // With the cache on, the valid session is asked for once here and answered from memory after.
-      if (cacheOn) expect(await client.get('/me', [cookieLine(`${COOKIE}=${valid}`)])).toMatchObject({ status: 200 });
+      const warmed = cacheOn ? (await client.get('/me', [cookieLine(`${COOKIE}=${valid}`)])).status : 200;
+      expect(warmed).toBe(200);
       const tally = { sent: 0, byStatus: new Map<number, number>(), byFamily: new Map<string, number>(), queries: 0 };
       const queriesBefore = queryLog.queries.length;
 
