@@ -93,7 +93,7 @@ describe('SessionCache', () => {
     expect(() => resolveSessionOptions({ cache: 'yes' as never })).toThrow(/cache must be true, false or/);
     expect(resolveSessionOptions({}).cache).toBeNull();
     expect(resolveSessionOptions({ cache: true }).cache).toEqual({
-      maxEntries: 100_000,
+      maxEntries: 10_000,
       listenUrl: null,
       heartbeatMs: 1000,
     });
