@@ -112,6 +112,10 @@ export class SessionCacheListener implements OnApplicationBootstrap, OnApplicati
     }
     const client = new (pgClient as new (config: object) => ListenClient)(this.connectionConfig());
     this.client = client;
+    // A server that accepts the connection and then stalls must not hold the listener (or startup) forever.
+    const subscribeWithin = 2 * this.connectTimeoutMs();
+    const stalled = setTimeout(() => this.drop(client, `not subscribed within ${subscribeWithin} ms`), subscribeWithin);
+    stalled.unref();
     client.on('error', (error) => this.drop(client, `connection error: ${describeDatabaseError(error)}`));
     client.on('end', () => this.drop(client, 'connection ended'));
     client.on('notification', (message) => {
@@ -137,6 +141,8 @@ export class SessionCacheListener implements OnApplicationBootstrap, OnApplicati
       this.failures = 0;
     } catch (error) {
       this.drop(client, `could not subscribe: ${describeDatabaseError(error)}`);
+    } finally {
+      clearTimeout(stalled);
     }
   }
 
@@ -165,7 +171,12 @@ export class SessionCacheListener implements OnApplicationBootstrap, OnApplicati
   private startHeartbeat(client: ListenClient): void {
     const { heartbeatMs } = this.settings!;
     this.watchdog = setTimeout(
-      () => this.drop(client, `its own heartbeat did not come back within ${2 * heartbeatMs} ms`),
+      () =>
+        this.drop(
+          client,
+          `its own heartbeat did not come back within ${2 * heartbeatMs} ms; behind PgBouncer in transaction ` +
+            'mode, set cache.listenUrl to the server itself',
+        ),
       2 * heartbeatMs,
     );
     this.watchdog.unref();
@@ -214,9 +225,13 @@ export class SessionCacheListener implements OnApplicationBootstrap, OnApplicati
    * The listener's connection: `listenUrl`, or the data source's own options (its primary
    * with replication), as TypeORM builds its pool from them.
    */
+  private connectTimeoutMs(): number {
+    return Math.max(2000, 2 * this.settings!.heartbeatMs);
+  }
+
   private connectionConfig(): object {
-    const { heartbeatMs, listenUrl } = this.settings!;
-    const connectionTimeoutMillis = Math.max(2000, 2 * heartbeatMs);
+    const { listenUrl } = this.settings!;
+    const connectionTimeoutMillis = this.connectTimeoutMs();
     const applicationName = (this.store.dataSource.options as { applicationName?: string }).applicationName;
     const application_name = `${applicationName ?? 'nestjs-typeorm-session'} cache listener`;
     if (listenUrl !== null) {
