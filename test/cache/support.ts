@@ -10,6 +10,9 @@ export function cacheOf(app: INestApplication): { cache: SessionCache; listener:
   return { cache: app.get(SessionCache), listener: app.get(SessionCacheListener) };
 }
 
+/** The waiters of each listener: several may wait at once (concurrent requests in one test). */
+const waiters = new WeakMap<SessionCacheListener, Set<(payload: string) => void>>();
+
 /**
  * Resolves with the first invalidation payload `accept` takes, after `action` ran; rejects
  * after `timeoutMs` (a trigger that does not fire fails the test instead of hanging it).
@@ -19,17 +22,28 @@ export function invalidationAfter(
   accept: (payload: string) => boolean,
   timeoutMs = 3000,
 ): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      listener.onInvalidation = null;
-      reject(new Error(`no matching invalidation within ${timeoutMs} ms`));
-    }, timeoutMs);
+  let set = waiters.get(listener);
+  if (!set) {
+    const created = new Set<(payload: string) => void>();
+    waiters.set(listener, created);
     listener.onInvalidation = (payload) => {
+      for (const waiter of [...created]) waiter(payload);
+    };
+    set = created;
+  }
+  const registered = set;
+  return new Promise((resolve, reject) => {
+    const waiter = (payload: string) => {
       if (!accept(payload)) return;
       clearTimeout(timer);
-      listener.onInvalidation = null;
+      registered.delete(waiter);
       resolve(payload);
     };
+    const timer = setTimeout(() => {
+      registered.delete(waiter);
+      reject(new Error(`no matching invalidation within ${timeoutMs} ms`));
+    }, timeoutMs);
+    registered.add(waiter);
   });
 }
 

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { bootHttpApp, CapturingLogger, HTTP_PLATFORMS, type HttpApp } from '../support/http-app.js';
 import { POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
+import { describeWhere, describeEachWhere, postgresBinDir } from '../support/requirements.js';
 import { cacheSetting, withCacheModes } from '../support/cache-modes.js';
 import { type Sample, sleep, startLoad, statusCounts } from './load.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './throwaway-postgres.js';
@@ -128,98 +129,101 @@ async function issueSessions(http: HttpApp): Promise<string[]> {
 }
 
 // PostgreSQL only: PGlite lives in the test process and cannot go down.
-if (POSTGRES_DIRECT.length === 0) test.todo('database outage: needs DATABASE_URL (a PostgreSQL server)');
-else
-  describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform) => {
-    describe.each(withCacheModes(POSTGRES_DIRECT))(
-      'with %s connections killed by pg_terminate_backend, %s',
-      (_databaseLabel, cacheLabel, database, cacheOn) => {
-        let db: OpenDatabase;
-        let http: HttpApp;
-        let admin: pg.Client;
-        const logger = new CapturingLogger();
+describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform) => {
+  describeEachWhere(
+    withCacheModes(POSTGRES_DIRECT),
+    'postgres',
+    'with %s connections killed by pg_terminate_backend, %s',
+    (_databaseLabel, cacheLabel, database, cacheOn) => {
+      let db: OpenDatabase;
+      let http: HttpApp;
+      let admin: pg.Client;
+      const logger = new CapturingLogger();
 
-        beforeAll(async () => {
-          db = await database.open();
-          http = await bootHttpApp(platform, {
-            database: db.options,
-            typeorm: POOL,
-            session: { globalGuard: true, cache: cacheSetting(cacheOn, database, db) },
-            logger,
-          });
-          await http.app.listen(0, '127.0.0.1');
-          // An administrator on another database, so it is not among the killed.
-          admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
-          await admin.connect();
+      beforeAll(async () => {
+        db = await database.open();
+        http = await bootHttpApp(platform, {
+          database: db.options,
+          typeorm: POOL,
+          session: { globalGuard: true, cache: cacheSetting(cacheOn, database, db) },
+          logger,
         });
-        afterAll(async () => {
-          await admin?.end();
-          await http?.close();
-          await db?.dispose();
-        });
+        await http.app.listen(0, '127.0.0.1');
+        // An administrator on another database, so it is not among the killed.
+        admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+        await admin.connect();
+      });
+      afterAll(async () => {
+        await admin?.end();
+        await http?.close();
+        await db?.dispose();
+      });
 
-        it('answers 503 while the connections are gone, 200 again within 5 s of them being allowed back, loses nothing', async () => {
-          const cookies = await issueSessions(http);
-          const name = new URL(db.url!).pathname.slice(1);
-          let killed = 0;
-          const figures = await runOutage(http, cookies, {
-            async down() {
-              // Refuse new connections first, so the pool cannot quietly reconnect: a real outage.
-              await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
-              const rows = await admin.query(
-                'SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-                [name],
-              );
-              killed = rows.rows.filter((row) => row.killed).length;
-            },
-            async up() {
-              await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
-            },
-          });
-          report(`${killed} connections killed by pg_terminate_backend, ${cacheLabel}`, platform, figures);
-          expect(killed).toBeGreaterThan(0);
-          await expectFailedClosedAndRecovered(http, cookies, figures, logger);
-        });
-
-        it('answers only 200 or 503 while its connections are killed over and over (reconnects allowed), then 200 at once', async () => {
-          await http.dataSource.query('DELETE FROM sessions');
-          const cookies = await issueSessions(http);
-          const name = new URL(db.url!).pathname.slice(1);
-          const url = `${await http.app.getUrl()}/me`.replace('[::1]', '127.0.0.1');
-          const load = startLoad(url, cookies, PAUSE_MS);
-          await sleep(300);
-          let killed = 0;
-          const killUntil = performance.now() + KILLING_MS;
-          while (performance.now() < killUntil) {
+      it('answers 503 while the connections are gone, 200 again within 5 s of them being allowed back, loses nothing', async () => {
+        const cookies = await issueSessions(http);
+        const name = new URL(db.url!).pathname.slice(1);
+        let killed = 0;
+        const figures = await runOutage(http, cookies, {
+          async down() {
+            // Refuse new connections first, so the pool cannot quietly reconnect: a real outage.
+            await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
             const rows = await admin.query(
               'SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
               [name],
             );
-            killed += rows.rows.filter((row) => row.killed).length;
-            await sleep(100);
-          }
-          const stoppedKilling = performance.now();
-          await sleep(2000);
-          const samples = await load.stop();
-          // A request on a connection killed under it gets 503; the pool replaces the connection for the next one.
-          const after = samples.filter((sample) => sample.started >= stoppedKilling + 100);
-          process.stderr.write(
-            `[hardening:outage] ${platform}, ${cacheLabel}, ${killed} connections killed by pg_terminate_backend every 100 ms for ${KILLING_MS} ms ` +
-              `(reconnects allowed): ${samples.length} requests ${JSON.stringify(statusCounts(samples))}, ` +
-              `${after.length} after the killing stopped all 200\n`,
-          );
-          expect(killed).toBeGreaterThan(KILLING_MS / 100);
-          expect(Object.keys(statusCounts(samples)).filter((status) => status !== '200' && status !== '503')).toEqual(
-            [],
-          );
-          expect(after.length).toBeGreaterThan(CLIENTS);
-          expect(statusCounts(after)).toEqual({ 200: after.length });
-          expect(await http.dataSource.query('SELECT count(*)::int AS n FROM sessions')).toEqual([{ n: SESSIONS }]);
+            killed = rows.rows.filter((row) => row.killed).length;
+          },
+          async up() {
+            await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+          },
         });
-      },
-    );
+        report(`${killed} connections killed by pg_terminate_backend, ${cacheLabel}`, platform, figures);
+        expect(killed).toBeGreaterThan(0);
+        await expectFailedClosedAndRecovered(http, cookies, figures, logger);
+      });
 
-    describe.each(POSTGRES_DIRECT)('with the server stopped and restarted (%s, a throwaway cluster)', () => {
+      it('answers only 200 or 503 while its connections are killed over and over (reconnects allowed), then 200 at once', async () => {
+        await http.dataSource.query('DELETE FROM sessions');
+        const cookies = await issueSessions(http);
+        const name = new URL(db.url!).pathname.slice(1);
+        const url = `${await http.app.getUrl()}/me`.replace('[::1]', '127.0.0.1');
+        const load = startLoad(url, cookies, PAUSE_MS);
+        await sleep(300);
+        let killed = 0;
+        const killUntil = performance.now() + KILLING_MS;
+        while (performance.now() < killUntil) {
+          const rows = await admin.query(
+            'SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+            [name],
+          );
+          killed += rows.rows.filter((row) => row.killed).length;
+          await sleep(100);
+        }
+        const stoppedKilling = performance.now();
+        await sleep(2000);
+        const samples = await load.stop();
+        // A request on a connection killed under it gets 503; the pool replaces the connection for the next one.
+        const after = samples.filter((sample) => sample.started >= stoppedKilling + 100);
+        process.stderr.write(
+          `[hardening:outage] ${platform}, ${cacheLabel}, ${killed} connections killed by pg_terminate_backend every 100 ms for ${KILLING_MS} ms ` +
+            `(reconnects allowed): ${samples.length} requests ${JSON.stringify(statusCounts(samples))}, ` +
+            `${after.length} after the killing stopped all 200\n`,
+        );
+        expect(killed).toBeGreaterThan(KILLING_MS / 100);
+        expect(Object.keys(statusCounts(samples)).filter((status) => status !== '200' && status !== '503')).toEqual([]);
+        expect(after.length).toBeGreaterThan(CLIENTS);
+        expect(statusCounts(after)).toEqual({ 200: after.length });
+        expect(await http.dataSource.query('SELECT count(*)::int AS n FROM sessions')).toEqual([{ n: SESSIONS }]);
+      });
+    },
+  );
+
+  // Needs only the server binaries: the cluster is its own, not DATABASE_URL's.
+  describeWhere(
+    postgresBinDir() !== null,
+    'postgresBinaries',
+    'with the server stopped and restarted (a throwaway cluster)',
+    () => {
       let server: ThrowawayPostgres;
       let http: HttpApp;
       const logger = new CapturingLogger();
@@ -248,5 +252,6 @@ else
         report('server crashed (pg_ctl stop -m immediate) and restarted', platform, figures);
         await expectFailedClosedAndRecovered(http, cookies, figures, logger);
       }, 60_000);
-    });
-  });
+    },
+  );
+});
