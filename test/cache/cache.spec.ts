@@ -136,7 +136,7 @@ describe.each(TEST_DATABASES)('session cache on %s', (_label, database) => {
     });
 
     describe('every change invalidates, from any source', () => {
-      it("this instance's own writes are seen at once: logout, rotate, deleteSessionsByUserId, deleteOtherSessions", async () => {
+      it("this instance's own writes are seen at once: logout, rotate, deleteSessionsByUserId, deleteUserSession, deleteById, deleteOtherSessions", async () => {
         const loggedOut = await cachedSession('bob');
         await request(http.server).post('/auth/logout').set('Cookie', `session_id=${loggedOut}`).expect(200);
         expect(await statusOf(http.server, loggedOut)).toBe(401);
@@ -150,6 +150,13 @@ describe.each(TEST_DATABASES)('session cache on %s', (_label, database) => {
         const second = await cachedSession('carol');
         expect(await service.deleteSessionsByUserId('carol')).toBe(2);
         expect([await statusOf(http.server, first), await statusOf(http.server, second)]).toEqual([401, 401]);
+
+        const device = await cachedSession('dana');
+        expect(await service.deleteUserSession('dana', digestOf(device))).toBe(true);
+        expect(await statusOf(http.server, device)).toBe(401);
+        const admin = await cachedSession('dana');
+        expect(await service.deleteById(digestOf(admin))).toBe(true);
+        expect(await statusOf(http.server, admin)).toBe(401);
 
         const kept = await cachedSession('dave');
         const other = await cachedSession('dave');
