@@ -2,7 +2,12 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
-import { CreateSessionsTable1770095236000, Session, sessionMigrations } from '../src/index.js';
+import {
+  AddSessionCacheTrigger1770500000000,
+  CreateSessionsTable1770095236000,
+  Session,
+  sessionMigrations,
+} from '../src/index.js';
 import { POSTGRES_DIRECT, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
 import { describeEachWhere } from './support/requirements.js';
 
@@ -26,8 +31,8 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
     await db.dispose();
   });
 
-  it('is exported as the only entry of sessionMigrations', () => {
-    expect(sessionMigrations).toEqual([CreateSessionsTable1770095236000]);
+  it('is exported first in sessionMigrations, the cache trigger after it', () => {
+    expect(sessionMigrations).toEqual([CreateSessionsTable1770095236000, AddSessionCacheTrigger1770500000000]);
   });
 
   it('creates the table with timestamptz columns, a primary key and both indexes, and agrees with the entity', async () => {
@@ -69,11 +74,78 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
 
   it('is reverted by down, leaving no table behind', async () => {
     await dataSource.undoLastMigration();
+    await dataSource.undoLastMigration();
     const [{ exists }] = await dataSource.query(`SELECT to_regclass('sessions') IS NOT NULL AS exists`);
     expect(exists).toBe(false);
     await dataSource.runMigrations();
     const [{ again }] = await dataSource.query(`SELECT to_regclass('sessions') IS NOT NULL AS again`);
     expect(again).toBe(true);
+  });
+});
+
+describe.each(TEST_DATABASES)('the cache trigger migration on %s, as an upgrade', (_label, database) => {
+  let db: OpenDatabase;
+  let dataSource: DataSource;
+  let previous: DataSource;
+  const triggers = async () =>
+    (
+      await dataSource.query(
+        `SELECT tgname FROM pg_trigger WHERE tgrelid = 'sessions'::regclass AND NOT tgisinternal ORDER BY tgname`,
+      )
+    ).map((row: { tgname: string }) => row.tgname);
+
+  beforeAll(async () => {
+    db = await database.open();
+    // The schema as the previous release left it, with sessions in it.
+    previous = await new DataSource({
+      ...db.options,
+      entities: [Session],
+      migrations: [CreateSessionsTable1770095236000],
+    }).initialize();
+    await previous.runMigrations();
+    await previous.query(
+      `INSERT INTO sessions (id, "user", created, expires)
+       SELECT 'row-' || g, 'user-' || g, now(), now() + interval '1 day' FROM generate_series(1, 50) g`,
+    );
+    // The new release's data source (kept beside the old one: closing PGlite's would empty it).
+    dataSource = await new DataSource({
+      ...db.options,
+      entities: [Session],
+      migrations: sessionMigrations,
+    }).initialize();
+  });
+  afterAll(async () => {
+    await dataSource.destroy();
+    if (previous.isInitialized) await previous.destroy();
+    await db.dispose();
+  });
+
+  it('installs the UPDATE, DELETE and TRUNCATE triggers, keeps every row, and reverts cleanly', async () => {
+    await dataSource.runMigrations();
+    expect(await triggers()).toEqual([
+      'nts_session_cache_delete',
+      'nts_session_cache_truncate',
+      'nts_session_cache_update',
+    ]);
+    expect(await dataSource.query('SELECT count(*)::int AS n FROM sessions')).toEqual([{ n: 50 }]);
+    // Statement-level, with the old rows as a transition table.
+    const [{ definition }] = await dataSource.query(
+      `SELECT pg_get_triggerdef(oid) AS definition FROM pg_trigger WHERE tgname = 'nts_session_cache_delete'`,
+    );
+    expect(definition).toMatch(/AFTER DELETE .* REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT/);
+    // The rows still change as before (the trigger only notifies).
+    await dataSource.query(`UPDATE sessions SET "user" = 'changed' WHERE id = 'row-1'`);
+    await dataSource.query(`DELETE FROM sessions WHERE id = 'row-2'`);
+    expect(await dataSource.query('SELECT count(*)::int AS n FROM sessions')).toEqual([{ n: 49 }]);
+    await dataSource.undoLastMigration();
+    expect(await triggers()).toEqual([]);
+    const [{ functions }] = await dataSource.query(
+      `SELECT count(*)::int AS functions FROM pg_proc WHERE proname LIKE 'nts_session_cache%'`,
+    );
+    expect(functions).toBe(0);
+    expect(await dataSource.query('SELECT count(*)::int AS n FROM sessions')).toEqual([{ n: 49 }]);
+    await dataSource.runMigrations();
+    expect(await triggers()).toHaveLength(3);
   });
 });
 
@@ -93,8 +165,11 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
   it('run, show, schema:log and revert work on a fresh database', async () => {
     expect(await npm('migration:show')).toContain('[ ] CreateSessionsTable1770095236000');
     expect(await npm('migration:run')).toContain('CreateSessionsTable1770095236000 has been executed successfully');
+    expect(await npm('migration:show')).toContain('[X] 2 AddSessionCacheTrigger1770500000000');
     expect(await npm('migration:show')).toContain('[X]');
     expect(await npm('schema:log')).toContain('Your schema is up to date');
+    expect(await npm('migration:revert')).toContain('reverted successfully');
+    expect(await npm('migration:show')).toContain('[ ] AddSessionCacheTrigger1770500000000');
     expect(await npm('migration:revert')).toContain('reverted successfully');
     expect(await npm('migration:show')).toContain('[ ] CreateSessionsTable1770095236000');
   }, 120_000);

@@ -24,7 +24,7 @@ import pg from 'pg';
 const HERE = import.meta.dirname;
 const ROOT = resolve(HERE, '../..');
 const PACKAGE = 'nestjs-typeorm-session';
-const MIGRATION = 'CreateSessionsTable1770095236000';
+const MIGRATIONS = ['CreateSessionsTable1770095236000', 'AddSessionCacheTrigger1770500000000'];
 const PLATFORMS = ['express', 'fastify'];
 /** How each app must load the package: the CommonJS one through `require` (require(esm)). */
 const CONSUMERS = [
@@ -159,7 +159,7 @@ async function migrationState(url) {
   });
 }
 
-/** The app's own TypeORM CLI: run, revert (the table goes), run again; checked in the database. */
+/** The app's own TypeORM CLI: run, revert both (the triggers, then the table go), run again; checked in the database. */
 async function migrate(appDir, url) {
   const typeorm = (command) =>
     run(join(appDir, 'node_modules/.bin/typeorm'), [command, '-d', 'dist/data-source.js'], {
@@ -173,11 +173,13 @@ async function migrate(appDir, url) {
     }
   };
   await typeorm('migration:run');
-  await expect('migration:run', { table: true, applied: [MIGRATION] });
+  await expect('migration:run', { table: true, applied: MIGRATIONS });
   await typeorm('migration:revert');
-  await expect('migration:revert', { table: false, applied: [] });
+  await expect('migration:revert', { table: true, applied: MIGRATIONS.slice(0, 1) });
+  await typeorm('migration:revert');
+  await expect('the second migration:revert', { table: false, applied: [] });
   await typeorm('migration:run');
-  await expect('the second migration:run', { table: true, applied: [MIGRATION] });
+  await expect('the second migration:run', { table: true, applied: MIGRATIONS });
 }
 
 /** Installs, compiles, migrates and checks one app; resolves to its failures. */
