@@ -2,9 +2,9 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { FromApp, ToApp } from './apps/serve.js';
 
-/** The four contenders, in the issue's numbering. */
+/** The contenders, in the issues' numbering (5: issue 12's cached guard). */
 export interface BenchApp {
-  /** 1 to 4, as in the table. */
+  /** 1 to 5, as in the table. */
   number: number;
   /** Table label. */
   label: string;
@@ -32,6 +32,13 @@ export const APPS: BenchApp[] = [
     entry: 'express-session.app.js',
     guarded: true,
     cookies: 'express',
+  },
+  {
+    number: 5,
+    label: 'nestjs-typeorm-session AuthGuard, cache: true',
+    entry: 'cached-guard.app.js',
+    guarded: true,
+    cookies: 'package',
   },
 ];
 

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the four apps of issue 6 against one PostgreSQL, one at a time,
+ * `npm run bench`: the four apps of issue 6 and issue 12's cached guard (app 5) against one PostgreSQL, one at a time,
  * each checked, warmed up and measured with the same load. See bench/README.md.
  */
 import { APPS, AppProcess, type BenchApp } from './app-process.js';
@@ -19,7 +19,7 @@ import {
 
 const USAGE = `npm run bench -- [flags]
   --rows N            rows in each sessions table (default 100000; smoke 2000), e.g. --rows 1m
-  --apps LIST         which apps to run, e.g. 2,3 (default 1,2,3,4)
+  --apps LIST         which apps to run, e.g. 2,3 (default 1,2,3,4,5)
   --rounds N          measure every app N times, interleaved; the table shows medians (default 3; smoke 1)
 ${COMMON_USAGE}`;
 
@@ -86,11 +86,14 @@ const byNumber = (n: number) => results.find((result) => result.number === n)?.r
 const ratio = (a: number | null, b: number | null) => (a !== null && b ? a / b : null);
 const ratio32 = ratio(byNumber(3), byNumber(2));
 const ratio34 = ratio(byNumber(3), byNumber(4));
+const ratio51 = ratio(byNumber(5), byNumber(1));
+const p99Of = (n: number) => results.find((result) => result.number === n)?.p99 ?? null;
+const p99Ratio51 = ratio(p99Of(5), p99Of(1));
 /** The ratios within each round, to see how much they move from round to round. */
 const roundRatios = Array.from({ length: rounds }, (_, round) => {
   const inRound = measurements.slice(round * apps.length, (round + 1) * apps.length);
   const rps = (n: number) => inRound.find((m) => m.number === n)?.requestsPerSecond ?? null;
-  return { '3/2': ratio(rps(3), rps(2)), '3/4': ratio(rps(3), rps(4)) };
+  return { '3/2': ratio(rps(3), rps(2)), '3/4': ratio(rps(3), rps(4)), '5/1': ratio(rps(5), rps(1)) };
 });
 const targets: TargetCheck[] = [
   {
@@ -104,6 +107,18 @@ const targets: TargetCheck[] = [
     value: ratio34,
     target: '>= 2',
     met: ratio34 === null ? null : ratio34 >= 2,
+  },
+  {
+    name: 'ratio 5/1 (cached guard vs no guard)',
+    value: ratio51,
+    target: '>= 0.9',
+    met: ratio51 === null ? null : ratio51 >= 0.9,
+  },
+  {
+    name: 'p99 5/1 (cached guard vs no guard)',
+    value: p99Ratio51,
+    target: '<= 1.2',
+    met: p99Ratio51 === null ? null : p99Ratio51 <= 1.2,
   },
 ];
 
@@ -122,8 +137,8 @@ log(
 );
 log('');
 if (rounds > 1) {
-  const list = (key: '3/2' | '3/4') => roundRatios.map((r) => formatNumber(r[key], 2)).join(', ');
-  log(`per round: 3/2 ${list('3/2')}; 3/4 ${list('3/4')} (table: medians over ${rounds} rounds)`);
+  const list = (key: '3/2' | '3/4' | '5/1') => roundRatios.map((r) => formatNumber(r[key], 2)).join(', ');
+  log(`per round: 3/2 ${list('3/2')}; 3/4 ${list('3/4')}; 5/1 ${list('5/1')} (table: medians over ${rounds} rounds)`);
 }
 log(targetLines(targets, !settings.smoke));
 
@@ -140,7 +155,7 @@ if (settings.jsonFile) {
       rounds,
     },
     apps: results,
-    ratios: { '3/2': ratio32, '3/4': ratio34 },
+    ratios: { '3/2': ratio32, '3/4': ratio34, '5/1': ratio51, 'p99 5/1': p99Ratio51 },
     roundRatios,
     measurements,
     targets,
@@ -190,6 +205,6 @@ function selectApps(list: unknown): BenchApp[] {
     .split(',')
     .map((item) => Number(item.trim()));
   const chosen = APPS.filter((app) => numbers.includes(app.number));
-  if (chosen.length !== numbers.length) throw new Error(`--apps takes numbers from 1 to 4, got ${String(list)}`);
+  if (chosen.length !== numbers.length) throw new Error(`--apps takes numbers from 1 to 5, got ${String(list)}`);
   return chosen;
 }

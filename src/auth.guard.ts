@@ -11,7 +11,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import { describeDatabaseError } from './errors.js';
 import { httpExchange } from './http-exchange.js';
-import { PUBLIC_ROUTE_KEY, SESSION_OPTIONS } from './session.constants.js';
+import { NO_SESSION_CACHE_KEY, PUBLIC_ROUTE_KEY, SESSION_OPTIONS } from './session.constants.js';
 import { CURRENT_SESSION_KEY } from './session.decorators.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionService, type SessionValidation } from './session.service.js';
@@ -40,7 +40,8 @@ import { readSingleCookieValue } from './session-cookie-header.js';
  * - Calls with no HTTP request (RPC, WebSockets) are denied (`false`: Nest answers with
  *   the transport's own "Forbidden resource") unless `@Public()`.
  *
- * One primary-key query per request; with `rolling`, a write at most once per
+ * One primary-key query per request (none for a session the `cache` holds, except on
+ * `@NoSessionCache()` routes); with `rolling`, a write at most once per
  * half-`ttl` per session, and then the cookie is refreshed on the response.
  * @publicApi
  */
@@ -74,9 +75,13 @@ export class AuthGuard implements CanActivate {
     const cookieValue = readSingleCookieValue(request.headers?.cookie, this.cookieName);
     if (cookieValue === undefined) throw new UnauthorizedException();
 
+    const useCache = !this.reflector.getAllAndOverride<boolean>(NO_SESSION_CACHE_KEY, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
     let validation: SessionValidation;
     try {
-      validation = await this.sessions.validate(cookieValue);
+      validation = await this.sessions.validate(cookieValue, { useCache });
     } catch (error) {
       this.logger.error(`Session lookup failed, answering 503: ${describeDatabaseError(error)}`);
       throw new ServiceUnavailableException();

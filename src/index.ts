@@ -1,6 +1,7 @@
 // The public API of nestjs-typeorm-session, and nothing else.
 export { SessionModule } from './session.module.js';
 export type {
+  SessionCacheOptions,
   SessionCookieOptions,
   SessionDeviceInfoOptions,
   SessionModuleAsyncOptions,
@@ -15,12 +16,13 @@ export { SessionService } from './session.service.js';
 export { AuthGuard } from './auth.guard.js';
 export { SessionCookies } from './session-cookies.js';
 export type { SessionCookieResponse } from './session-cookies.js';
-export { CURRENT_SESSION_KEY, CurrentSession, CurrentUser, Public } from './session.decorators.js';
+export { CURRENT_SESSION_KEY, CurrentSession, CurrentUser, NoSessionCache, Public } from './session.decorators.js';
 export type { SessionRequest } from './session.decorators.js';
 export { SessionPurgeService } from './session-purge.service.js';
 export type { IssuedSession, SessionValidation } from './session.service.js';
 export type { SessionDevice } from './session-device.js';
 export {
+  AddSessionCacheTrigger1770500000000,
   AddSessionDeviceInfo1770600000000,
   CreateSessionsTable1770095236000,
   sessionMigrations,
@@ -28,6 +30,8 @@ export {
 export { DuplicateSessionError, InvalidSessionError, SessionConfigurationError } from './errors.js';
 export {
   DEFAULT_ACTIVITY_INTERVAL_MS,
+  DEFAULT_CACHE_HEARTBEAT_MS,
+  DEFAULT_CACHE_MAX_ENTRIES,
   DEFAULT_COOKIE_NAME,
   DEFAULT_PURGE_BATCH_SIZE,
   DEFAULT_PURGE_CRON,

@@ -32,6 +32,15 @@ export const DEFAULT_PURGE_CRON = '0 */10 * * * *';
 /** Default number of expired rows one purge statement deletes. */
 export const DEFAULT_PURGE_BATCH_SIZE = 5000;
 
+/** Sessions the cache keeps when `cache.maxEntries` is not configured. */
+export const DEFAULT_CACHE_MAX_ENTRIES = 10_000;
+
+/** Interval of the cache listener's self-heartbeat when `cache.heartbeatMs` is not configured. */
+export const DEFAULT_CACHE_HEARTBEAT_MS = 1000;
+
+/** Metadata key set by `@NoSessionCache()`. */
+export const NO_SESSION_CACHE_KEY = 'SESSION:NO_CACHE';
+
 /** @internal Injection token of the resolved (defaults merged, validated) options. */
 export const SESSION_OPTIONS = Symbol('SESSION_OPTIONS');
 

@@ -1,6 +1,6 @@
 import { createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
 import { httpExchange } from './http-exchange.js';
-import { PUBLIC_ROUTE_KEY } from './session.constants.js';
+import { NO_SESSION_CACHE_KEY, PUBLIC_ROUTE_KEY } from './session.constants.js';
 import type { Session } from './session.entity.js';
 
 /**
@@ -27,6 +27,15 @@ export interface SessionRequest {
  * @publicApi
  */
 export const Public = (): MethodDecorator & ClassDecorator => SetMetadata(PUBLIC_ROUTE_KEY, true);
+
+/**
+ * With `cache` on, `AuthGuard` checks the session in the database on this handler or
+ * controller, never from memory: for routes where even the milliseconds a revocation
+ * takes to reach every instance matter (password change, payments). No effect with the
+ * cache off (every request asks the database then).
+ * @publicApi
+ */
+export const NoSessionCache = (): MethodDecorator & ClassDecorator => SetMetadata(NO_SESSION_CACHE_KEY, true);
 
 /**
  * The user `AuthGuard` attached to the request: what `resolveUser` returned, or

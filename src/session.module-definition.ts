@@ -38,6 +38,28 @@ export interface SessionDeviceInfoOptions {
 }
 
 /**
+ * Options of the in-process session cache (`cache: { ... }`; `cache: true` takes every default).
+ * Needs the package's `AddSessionCacheTrigger1770500000000` migration. See docs/cache.md.
+ * @publicApi
+ */
+export interface SessionCacheOptions {
+  /** Most sessions kept in memory; the least recently used leave first. Default: 10,000 (about 6 MB; 100,000 take about 63 MB: `npm run bench:cache-memory`). */
+  maxEntries?: number;
+  /**
+   * Connection string the invalidation listener uses instead of the data source's own
+   * connection options: set it to the primary, directly, when the app's queries go
+   * through PgBouncer in transaction mode (LISTEN does not work there). Default: the
+   * data source's connection (its primary with replication).
+   */
+  listenUrl?: string;
+  /**
+   * How often the listener NOTIFYs itself; when its own heartbeat has not come back
+   * within two intervals the cache is bypassed and the connection replaced. Default: 1000.
+   */
+  heartbeatMs?: number;
+}
+
+/**
  * Options of `SessionModule.forRoot()` / the factory of `forRootAsync()`. All optional.
  * @publicApi
  */
@@ -87,6 +109,13 @@ export interface SessionModuleOptions {
   maxSessionsPerUser?: number;
   /** The expired-session purge cron; `false` disables it. Default: enabled with defaults. */
   purge?: false | SessionPurgeOptions;
+  /**
+   * Answer the guard from memory for sessions it has seen, invalidated on every instance
+   * through PostgreSQL LISTEN/NOTIFY (a trigger the package's migration installs); while the
+   * listener is not subscribed every lookup goes to the database. `true` takes the defaults.
+   * Default: false (one query per guarded request). See docs/cache.md.
+   */
+  cache?: boolean | SessionCacheOptions;
 }
 
 /**

@@ -2,6 +2,8 @@ import { DynamicModule, Module, Provider } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import { AuthGuard } from './auth.guard.js';
+import { SessionCache } from './cache/session-cache.js';
+import { SessionCacheListener } from './cache/session-cache.listener.js';
 import { SessionCookies } from './session-cookies.js';
 import { SessionPurgeService, sessionPurgeJobName } from './session-purge.service.js';
 import { SESSION_DATA_SOURCE, SESSION_OPTIONS, SESSION_PURGE_JOB } from './session.constants.js';
@@ -17,6 +19,7 @@ import {
 import { resolveSessionOptions } from './session.options.js';
 import { SessionService } from './session.service.js';
 import { SessionStore } from './session.store.js';
+import { SessionInvalidationStore } from './session-invalidation.store.js';
 
 /** Providers every instance of the module has, whatever its options. */
 const SESSION_PROVIDERS: Provider[] = [
@@ -26,6 +29,9 @@ const SESSION_PROVIDERS: Provider[] = [
     useFactory: (options: SessionModuleOptions) => resolveSessionOptions(options),
   },
   SessionStore,
+  SessionInvalidationStore,
+  SessionCache,
+  SessionCacheListener,
   SessionService,
   AuthGuard,
   SessionCookies,

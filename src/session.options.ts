@@ -1,6 +1,8 @@
 import { validateCronExpression } from 'cron';
 import {
   DEFAULT_ACTIVITY_INTERVAL_MS,
+  DEFAULT_CACHE_HEARTBEAT_MS,
+  DEFAULT_CACHE_MAX_ENTRIES,
   DEFAULT_COOKIE_NAME,
   DEFAULT_PURGE_BATCH_SIZE,
   DEFAULT_PURGE_CRON,
@@ -28,6 +30,8 @@ export interface ResolvedSessionOptions {
   maxSessionsPerUser: number | null;
   /** `cron` is null with `purge: false`: no schedule, but `purgeExpired()` still works with these limits. */
   purge: { cron: string | null; batchSize: number; maxDurationMs: number | null };
+  /** Null when the cache is off (the default). `listenUrl` null: the data source's own connection. */
+  cache: { maxEntries: number; listenUrl: string | null; heartbeatMs: number } | null;
 }
 
 // RFC 6265 token: the characters a cookie name may use.
@@ -110,6 +114,7 @@ export function resolveSessionOptions(
     activityInterval: activityInterval === false ? null : activityInterval,
     maxSessionsPerUser,
     purge: resolvePurgeOptions(options.purge),
+    cache: resolveCacheOptions(options.cache),
   };
 }
 
@@ -124,6 +129,42 @@ function resolveDeviceInfo(deviceInfo: SessionModuleOptions['deviceInfo']): Devi
     throw new SessionConfigurationError(`deviceInfo.userAgent must be true or false, got ${String(userAgent)}.`);
   }
   return { ip, userAgent };
+}
+
+function resolveCacheOptions(cache: SessionModuleOptions['cache']): ResolvedSessionOptions['cache'] {
+  if (cache === undefined || cache === false) return null;
+  if (cache !== true && (typeof cache !== 'object' || cache === null)) {
+    throw new SessionConfigurationError(
+      `cache must be true, false or { maxEntries, listenUrl, heartbeatMs }, got ${String(cache)}.`,
+    );
+  }
+  const settings = cache === true ? {} : cache;
+  const maxEntries = settings.maxEntries ?? DEFAULT_CACHE_MAX_ENTRIES;
+  if (!isPositiveInteger(maxEntries)) {
+    throw new SessionConfigurationError(`cache.maxEntries must be a positive whole number, got ${String(maxEntries)}.`);
+  }
+  const heartbeatMs = settings.heartbeatMs ?? DEFAULT_CACHE_HEARTBEAT_MS;
+  if (!isPositiveInteger(heartbeatMs) || heartbeatMs < 10) {
+    throw new SessionConfigurationError(
+      `cache.heartbeatMs must be a whole number of milliseconds, at least 10, got ${String(heartbeatMs)}.`,
+    );
+  }
+  const listenUrl = settings.listenUrl ?? null;
+  if (listenUrl !== null && !isPostgresUrl(listenUrl)) {
+    throw new SessionConfigurationError(
+      `cache.listenUrl must be a postgres:// connection string to the primary (not through PgBouncer in transaction mode), got ${JSON.stringify(listenUrl)}.`,
+    );
+  }
+  return { maxEntries, listenUrl, heartbeatMs };
+}
+
+function isPostgresUrl(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  try {
+    return ['postgres:', 'postgresql:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
 }
 
 function resolvePurgeOptions(purge: SessionModuleOptions['purge']): ResolvedSessionOptions['purge'] {

@@ -6,6 +6,8 @@ import {
   InvalidSessionError,
   SessionConfigurationError,
 } from './errors.js';
+import { lookupSession } from './cache/cached-lookup.js';
+import { SessionCache } from './cache/session-cache.js';
 import { MAX_SESSION_ID_LENGTH, SESSION_ID_COLUMN_LENGTH, SESSION_OPTIONS } from './session.constants.js';
 import { Session } from './session.entity.js';
 import type { ResolvedSessionOptions } from './session.options.js';
@@ -54,6 +56,7 @@ export class SessionService implements OnApplicationBootstrap {
   constructor(
     private readonly store: SessionStore,
     @Inject(SESSION_OPTIONS) private readonly options: ResolvedSessionOptions,
+    @Inject(SessionCache) private readonly cache: SessionCache,
   ) {}
 
   /**
@@ -159,13 +162,17 @@ export class SessionService implements OnApplicationBootstrap {
   /** Deletes the session behind a cookie value; does nothing when there is none. */
   async deleteSession(sessionId: string): Promise<void> {
     const id = this.storedId(sessionId);
-    if (id !== null) await this.store.deleteById(id);
+    if (id === null) return;
+    await this.store.deleteById(id);
+    this.cache.invalidate([id]);
   }
 
   /** Deletes every session of a user ("log out everywhere"); returns how many. */
   async deleteSessionsByUserId(userId: string): Promise<number> {
     if (!isValidUserId(userId)) return 0;
-    return this.store.deleteByUser(userId);
+    const deleted = await this.store.deleteByUser(userId);
+    this.cache.invalidateUser(userId);
+    return deleted;
   }
 
   /**
@@ -185,6 +192,7 @@ export class SessionService implements OnApplicationBootstrap {
     if (id === null) return null;
     const cookieValue = generateCookieValue();
     const session = await this.store.replaceId(id, this.toId(cookieValue), this.options.absoluteTimeout);
+    this.cache.invalidate([id]);
     return session && { cookieValue, session: this.exposed(session) };
   }
 
@@ -207,7 +215,9 @@ export class SessionService implements OnApplicationBootstrap {
    */
   async deleteById(id: string): Promise<boolean> {
     if (!isSessionDigest(id)) return false;
-    return (await this.store.deleteByDigest(id, null, this.options.hashSessionIds)) > 0;
+    const deleted = await this.store.deleteByDigest(id, null, this.options.hashSessionIds);
+    this.forgetDigest(id);
+    return deleted > 0;
   }
 
   /**
@@ -218,7 +228,9 @@ export class SessionService implements OnApplicationBootstrap {
    */
   async deleteUserSession(userId: string, id: string): Promise<boolean> {
     if (!isValidUserId(userId) || !isSessionDigest(id)) return false;
-    return (await this.store.deleteByDigest(id, userId, this.options.hashSessionIds)) > 0;
+    const deleted = await this.store.deleteByDigest(id, userId, this.options.hashSessionIds);
+    this.forgetDigest(id);
+    return deleted > 0;
   }
 
   /**
@@ -234,19 +246,23 @@ export class SessionService implements OnApplicationBootstrap {
   async deleteOtherSessions(userId: string, keepSessionId: string): Promise<number> {
     const keepId = this.storedId(keepSessionId);
     if (!isValidUserId(userId) || keepId === null) return 0;
-    return this.store.deleteByUserExcept(userId, keepId);
+    const deleted = await this.store.deleteByUserExcept(userId, keepId);
+    this.cache.invalidateUser(userId, keepId);
+    return deleted;
   }
 
   /**
    * The guard's check: one primary-key lookup, decided by the database clock. An
    * expired session is deleted; with `rolling`, a session past half its `ttl` is
    * extended; a session whose `lastSeen` is `activityInterval` old or more gets it moved
-   * (one UPDATE for both when both are due). Rejects only when the database fails.
+   * (one UPDATE for both when both are due). Rejects only when the database fails. With
+   * `cache` on, a session this instance has seen is answered from memory (no query) unless
+   * `useCache` is false (`@NoSessionCache()` routes) or the cache's listener is not subscribed.
    */
-  async validate(sessionId: unknown): Promise<SessionValidation> {
+  async validate(sessionId: unknown, { useCache = true }: { useCache?: boolean } = {}): Promise<SessionValidation> {
     const id = this.storedId(sessionId);
     if (id === null) return INVALID;
-    const found = await this.store.lookup(id);
+    const found = await lookupSession(this.store, this.cache, id, useCache);
     if (!found) return INVALID;
     const { session, databaseNow } = found;
     const now = databaseNow.getTime();
@@ -256,6 +272,7 @@ export class SessionService implements OnApplicationBootstrap {
     const deadline = Math.min(expires, cap);
     if (deadline <= now) {
       await this.store.deleteById(id);
+      this.cache.invalidate([id]);
       return INVALID;
     }
     const { activityInterval } = this.options;
@@ -265,6 +282,8 @@ export class SessionService implements OnApplicationBootstrap {
     if (rolling && expires < cap && deadline - now < ttl / 2) {
       const renewed = await this.store.extend(id, ttl, absoluteTimeout, activityInterval !== null);
       if (renewed) {
+        // This instance's entry is stale now; the trigger tells the other instances.
+        this.cache.invalidate([id]);
         session.lastSeen = renewed.lastSeen;
         if (renewed.expires.getTime() > expires) {
           session.expires = renewed.expires;
@@ -273,9 +292,24 @@ export class SessionService implements OnApplicationBootstrap {
       }
     } else if (activityInterval !== null && (lastSeen === null || now - lastSeen >= activityInterval)) {
       const touched = await this.store.touch(id, activityInterval);
-      if (touched) session.lastSeen = touched.lastSeen;
+      if (touched) {
+        // As above: the next request here reads the new `lastSeen` (once), instead of finding
+        // the activity still due in memory and sending another UPDATE until the NOTIFY arrives.
+        this.cache.invalidate([id]);
+        session.lastSeen = touched.lastSeen;
+      }
     }
     return { valid: true, session: this.exposed(session), renewedExpires: null };
+  }
+
+  /**
+   * This instance forgets a session deleted by its `Session.id` (a digest) at once, before
+   * the NOTIFY comes back: the digest is the cache's key when ids are hashed; with ids
+   * stored as-is the cache cannot tell which entry it was, so it forgets everything.
+   */
+  private forgetDigest(digest: string): void {
+    if (this.options.hashSessionIds) this.cache.invalidate([digest]);
+    else this.cache.flush();
   }
 
   /**

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
 import request from 'supertest';
 import {
+  AddSessionCacheTrigger1770500000000,
   AddSessionDeviceInfo1770600000000,
   CreateSessionsTable1770095236000,
   Session,
@@ -34,9 +35,12 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
     await db.dispose();
   });
 
-  it('is exported in sessionMigrations, in order', () => {
-    expect(sessionMigrations[0]).toBe(CreateSessionsTable1770095236000);
-    expect(sessionMigrations.at(-1)).toBe(AddSessionDeviceInfo1770600000000);
+  it('is exported in sessionMigrations, in order: the table, the cache trigger, the device info', () => {
+    expect(sessionMigrations).toEqual([
+      CreateSessionsTable1770095236000,
+      AddSessionCacheTrigger1770500000000,
+      AddSessionDeviceInfo1770600000000,
+    ]);
   });
 
   it('creates the table with timestamptz columns, a primary key and its indexes, and agrees with the entity', async () => {
@@ -120,6 +124,72 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
   });
 });
 
+describe.each(TEST_DATABASES)('the cache trigger migration on %s, as an upgrade', (_label, database) => {
+  let db: OpenDatabase;
+  let dataSource: DataSource;
+  let previous: DataSource;
+  const triggers = async () =>
+    (
+      await dataSource.query(
+        `SELECT tgname FROM pg_trigger WHERE tgrelid = 'sessions'::regclass AND NOT tgisinternal ORDER BY tgname`,
+      )
+    ).map((row: { tgname: string }) => row.tgname);
+
+  beforeAll(async () => {
+    db = await database.open();
+    // The schema as the previous release left it, with sessions in it.
+    previous = await new DataSource({
+      ...db.options,
+      entities: [Session],
+      migrations: [CreateSessionsTable1770095236000],
+    }).initialize();
+    await previous.runMigrations();
+    await previous.query(
+      `INSERT INTO sessions (id, "user", created, expires)
+       SELECT 'row-' || g, 'user-' || g, now(), now() + interval '1 day' FROM generate_series(1, 50) g`,
+    );
+    // The new release's data source (kept beside the old one: closing PGlite's would empty it).
+    dataSource = await new DataSource({
+      ...db.options,
+      entities: [Session],
+      migrations: sessionMigrations,
+    }).initialize();
+  });
+  afterAll(async () => {
+    await dataSource.destroy();
+    if (previous.isInitialized) await previous.destroy();
+    await db.dispose();
+  });
+
+  it('installs the UPDATE, DELETE and TRUNCATE triggers, keeps every row, and reverts cleanly', async () => {
+    await dataSource.runMigrations();
+    expect(await triggers()).toEqual([
+      'nts_session_cache_delete',
+      'nts_session_cache_truncate',
+      'nts_session_cache_update',
+    ]);
+    expect(await dataSource.query('SELECT count(*)::int AS n FROM sessions')).toEqual([{ n: 50 }]);
+    // Statement-level, with the old rows as a transition table.
+    const [{ definition }] = await dataSource.query(
+      `SELECT pg_get_triggerdef(oid) AS definition FROM pg_trigger WHERE tgname = 'nts_session_cache_delete'`,
+    );
+    expect(definition).toMatch(/AFTER DELETE .* REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT/);
+    // The rows still change as before (the trigger only notifies).
+    await dataSource.query(`UPDATE sessions SET "user" = 'changed' WHERE id = 'row-1'`);
+    await dataSource.query(`DELETE FROM sessions WHERE id = 'row-2'`);
+    expect(await dataSource.query('SELECT count(*)::int AS n FROM sessions')).toEqual([{ n: 49 }]);
+    await dataSource.undoLastMigration();
+    expect(await triggers()).toEqual([]);
+    const [{ functions }] = await dataSource.query(
+      `SELECT count(*)::int AS functions FROM pg_proc WHERE proname LIKE 'nts_session_cache%'`,
+    );
+    expect(functions).toBe(0);
+    expect(await dataSource.query('SELECT count(*)::int AS n FROM sessions')).toEqual([{ n: 49 }]);
+    await dataSource.runMigrations();
+    expect(await triggers()).toHaveLength(3);
+  });
+});
+
 describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', (_label, database) => {
   let db: OpenDatabase;
   const npm = (script: string) =>
@@ -136,12 +206,16 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
   it('run, show, schema:log and revert work on a fresh database', async () => {
     expect(await npm('migration:show')).toContain('[ ] CreateSessionsTable1770095236000');
     expect(await npm('migration:run')).toContain('CreateSessionsTable1770095236000 has been executed successfully');
-    expect(await npm('migration:show')).toContain('[X]');
+    expect(await npm('migration:show')).toContain('[X] 2 AddSessionCacheTrigger1770500000000');
+    expect(await npm('migration:show')).toContain('[X] 3 AddSessionDeviceInfo1770600000000');
     expect(await npm('schema:log')).toContain('Your schema is up to date');
-    for (let i = 0; i < sessionMigrations.length; i++)
+    // Newest first, one at a time; migration:show marks each as pending again.
+    for (const Migration of [...sessionMigrations].reverse()) {
       expect(await npm('migration:revert')).toContain('reverted successfully');
+      expect(await npm('migration:show')).toContain(`[ ] ${new Migration().name}`);
+    }
     expect(await npm('migration:show')).toContain('[ ] CreateSessionsTable1770095236000');
-  }, 120_000);
+  }, 300_000);
 
   it('upgrade with rows: old sessions authenticate with null device info, new logins carry it, revert keeps both', async () => {
     // The schema before the device-info migration, holding a session.

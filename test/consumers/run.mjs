@@ -159,7 +159,7 @@ async function migrationState(url) {
   });
 }
 
-/** The app's own TypeORM CLI: run, revert (the table goes), run again; checked in the database. */
+/** The app's own TypeORM CLI: run, revert both (the triggers, then the table go), run again; checked in the database. */
 async function migrate(appDir, url) {
   const typeorm = (command) =>
     run(join(appDir, 'node_modules/.bin/typeorm'), [command, '-d', 'dist/data-source.js'], {
@@ -175,8 +175,11 @@ async function migrate(appDir, url) {
   const migrations = await migrationNames();
   await typeorm('migration:run');
   await expect('migration:run', { table: true, applied: migrations });
-  for (let i = 0; i < migrations.length; i++) await typeorm('migration:revert');
-  await expect('migration:revert', { table: false, applied: [] });
+  // Reverted one by one, newest first: the table stays until its own migration is reverted.
+  for (let left = migrations.length - 1; left >= 0; left--) {
+    await typeorm('migration:revert');
+    await expect(`migration:revert down to ${left}`, { table: left > 0, applied: migrations.slice(0, left) });
+  }
   await typeorm('migration:run');
   await expect('the second migration:run', { table: true, applied: migrations });
 }

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { bootHttpApp, CapturingLogger, HTTP_PLATFORMS, type HttpApp } from '../support/http-app.js';
 import { POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
 import { describeWhere, describeEachWhere, postgresBinDir } from '../support/requirements.js';
+import { cacheSetting, withCacheModes } from '../support/cache-modes.js';
 import { type Sample, sleep, startLoad, statusCounts } from './load.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './throwaway-postgres.js';
 
@@ -130,10 +131,10 @@ async function issueSessions(http: HttpApp): Promise<string[]> {
 // PostgreSQL only: PGlite lives in the test process and cannot go down.
 describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform) => {
   describeEachWhere(
-    POSTGRES_DIRECT,
+    withCacheModes(POSTGRES_DIRECT),
     'postgres',
-    'with %s connections killed by pg_terminate_backend',
-    (_databaseLabel, database) => {
+    'with %s connections killed by pg_terminate_backend, %s',
+    (_databaseLabel, cacheLabel, database, cacheOn) => {
       let db: OpenDatabase;
       let http: HttpApp;
       let admin: pg.Client;
@@ -144,7 +145,7 @@ describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform
         http = await bootHttpApp(platform, {
           database: db.options,
           typeorm: POOL,
-          session: { globalGuard: true },
+          session: { globalGuard: true, cache: cacheSetting(cacheOn, database, db) },
           logger,
         });
         await http.app.listen(0, '127.0.0.1');
@@ -176,7 +177,7 @@ describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform
             await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
           },
         });
-        report(`${killed} connections killed by pg_terminate_backend`, platform, figures);
+        report(`${killed} connections killed by pg_terminate_backend, ${cacheLabel}`, platform, figures);
         expect(killed).toBeGreaterThan(0);
         await expectFailedClosedAndRecovered(http, cookies, figures, logger);
       });
@@ -204,7 +205,7 @@ describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform
         // A request on a connection killed under it gets 503; the pool replaces the connection for the next one.
         const after = samples.filter((sample) => sample.started >= stoppedKilling + 100);
         process.stderr.write(
-          `[hardening:outage] ${platform}, ${killed} connections killed by pg_terminate_backend every 100 ms for ${KILLING_MS} ms ` +
+          `[hardening:outage] ${platform}, ${cacheLabel}, ${killed} connections killed by pg_terminate_backend every 100 ms for ${KILLING_MS} ms ` +
             `(reconnects allowed): ${samples.length} requests ${JSON.stringify(statusCounts(samples))}, ` +
             `${after.length} after the killing stopped all 200\n`,
         );

@@ -3,6 +3,8 @@ import request from 'supertest';
 import { bootHttpApp, cookiePair, type HttpApp } from '../support/http-app.js';
 import { PGBOUNCER_URL, TEST_DATABASES, type OpenDatabase } from '../support/databases.js';
 import { describeEachWhere } from '../support/requirements.js';
+import { cacheSetting } from '../support/cache-modes.js';
+import { cacheOf, invalidationAfter } from '../cache/support.js';
 
 /**
  * Case 8 of issue 7, PgBouncer: Debian's pgbouncer in transaction pooling mode in
@@ -56,14 +58,18 @@ describeEachWhere(THROUGH_PGBOUNCER, 'pgbouncer', 'PgBouncer in front of Postgre
     expect(second).not.toBe(first);
   });
 
-  describe('the package through it', () => {
+  describe.each([
+    ['cache off', false],
+    ['cache on', true],
+  ])('the package through it, %s', (_cacheLabel, cacheOn) => {
     let http: HttpApp;
     beforeAll(async () => {
       http = await bootHttpApp('express', {
         database: db.options,
         // Few client connections, many concurrent requests: statements interleave across server connections.
         typeorm: { extra: { max: 5 } },
-        session: { globalGuard: true, rolling: true, ttl: 60_000 },
+        // The cache's listener goes straight to the server (`listenUrl`): LISTEN needs a session of its own.
+        session: { globalGuard: true, rolling: true, ttl: 60_000, cache: cacheSetting(cacheOn, database, db) },
       });
     });
     afterAll(() => http.close());
@@ -74,10 +80,17 @@ describeEachWhere(THROUGH_PGBOUNCER, 'pgbouncer', 'PgBouncer in front of Postgre
         users.map(async (user) => {
           const cookie = cookiePair(await request(http.server).post('/auth/login').send({ userId: user }).expect(200));
           const me = await request(http.server).get('/me').set('Cookie', cookie).expect(200);
-          // Half the ttl gone: the next request renews the session.
+          // Half the ttl gone: the next request renews the session (with the cache on, once the
+          // change has reached it, as it does a few milliseconds after the commit).
+          const heard = cacheOn
+            ? invalidationAfter(cacheOf(http.app).listener, (payload) =>
+                payload.split(' ').includes(me.body.sessionId as string),
+              )
+            : null;
           await http.dataSource.query(`UPDATE sessions SET expires = now() + interval '10 seconds' WHERE "user" = $1`, [
             user,
           ]);
+          await heard;
           const renewed = await request(http.server).get('/me').set('Cookie', cookie).expect(200);
           const rotated = await request(http.server).post('/auth/rotate').set('Cookie', cookie).expect(200);
           const newCookie = cookiePair(rotated);
