@@ -2,6 +2,7 @@
 export { SessionModule } from './session.module.js';
 export type {
   SessionCookieOptions,
+  SessionCrossOriginOptions,
   SessionModuleAsyncOptions,
   SessionModuleExtras,
   SessionModuleForRootOptions,
@@ -14,11 +15,29 @@ export { SessionService } from './session.service.js';
 export { AuthGuard } from './auth.guard.js';
 export { SessionCookies } from './session-cookies.js';
 export type { SessionCookieResponse } from './session-cookies.js';
-export { CURRENT_SESSION_KEY, CurrentSession, CurrentUser, Public } from './session.decorators.js';
+export {
+  CURRENT_SESSION_KEY,
+  CurrentSession,
+  CurrentUser,
+  Public,
+  RequireRecentLogin,
+  SkipCrossOriginCheck,
+} from './session.decorators.js';
+export {
+  CROSS_ORIGIN_REQUEST,
+  CrossOriginRequestException,
+  RECENT_LOGIN_REQUIRED,
+  RecentLoginRequiredException,
+} from './session.exceptions.js';
+export type { CrossOriginReason } from './cross-origin.js';
 export type { SessionRequest } from './session.decorators.js';
 export { SessionPurgeService } from './session-purge.service.js';
 export type { IssuedSession, SessionValidation } from './session.service.js';
-export { CreateSessionsTable1770095236000, sessionMigrations } from './migrations/index.js';
+export {
+  AddSessionAuthenticatedAt1770400000000,
+  CreateSessionsTable1770095236000,
+  sessionMigrations,
+} from './migrations/index.js';
 export { DuplicateSessionError, InvalidSessionError, SessionConfigurationError } from './errors.js';
 export {
   DEFAULT_COOKIE_NAME,

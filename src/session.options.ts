@@ -5,6 +5,7 @@ import {
   DEFAULT_PURGE_CRON,
   DEFAULT_SESSION_TTL_MS,
 } from './session.constants.js';
+import { resolveTrustedOrigins } from './cross-origin.js';
 import { SessionConfigurationError } from './errors.js';
 import type { SessionModuleOptions } from './session.module-definition.js';
 
@@ -22,6 +23,8 @@ export interface ResolvedSessionOptions {
   absoluteTimeout: number | null;
   /** `cron` is null with `purge: false`: no schedule, but `purgeExpired()` still works with these limits. */
   purge: { cron: string | null; batchSize: number; maxDurationMs: number | null };
+  /** Null when `crossOriginProtection: false`; trusted origins normalized as browsers send them. */
+  crossOriginProtection: { trustedOrigins: ReadonlySet<string> } | null;
 }
 
 // RFC 6265 token: the characters a cookie name may use.
@@ -89,6 +92,7 @@ export function resolveSessionOptions(
     rolling: options.rolling ?? false,
     absoluteTimeout,
     purge: resolvePurgeOptions(options.purge),
+    crossOriginProtection: resolveCrossOriginProtection(options.crossOriginProtection),
   };
 }
 
@@ -112,4 +116,11 @@ function resolvePurgeOptions(purge: SessionModuleOptions['purge']): ResolvedSess
     );
   }
   return { cron, batchSize, maxDurationMs };
+}
+
+function resolveCrossOriginProtection(
+  option: SessionModuleOptions['crossOriginProtection'],
+): ResolvedSessionOptions['crossOriginProtection'] {
+  const trustedOrigins = resolveTrustedOrigins(option);
+  return trustedOrigins === null ? null : { trustedOrigins };
 }
