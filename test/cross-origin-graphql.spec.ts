@@ -73,11 +73,12 @@ describe.each(TEST_DATABASES.filter(([, database]) => database.pooler === undefi
     it('refuses the mutation from another origin, without a query, and runs it from the app itself', async () => {
       const before = deletions.count;
       const dataSource = app.get<DataSource>(getDataSourceToken());
-      for (const headers of [
+      const forged: Record<string, string>[] = [
         { 'Sec-Fetch-Site': 'cross-site', Origin: 'https://evil.example' },
         { 'Sec-Fetch-Site': 'same-site', Origin: 'https://blog.app.example' },
         { Origin: 'https://evil.example' }, // a browser without Sec-Fetch-Site
-      ]) {
+      ];
+      for (const headers of forged) {
         const { result: response, queries } = await recordQueries(dataSource, () => mutate(headers));
         expect(response.body.data).toBeNull();
         expect(response.body.errors).toEqual([
