@@ -1,7 +1,7 @@
 // The demo server (example/) as a child process, where it keeps its data, and how the
 // browser specs launch Chromium: shared by the demo's browser specs.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,4 +120,19 @@ export class DemoServer {
   get log(): string {
     return this.output.join('');
   }
+}
+
+/**
+ * Compiles the demo with tsc (decorator metadata); it imports the package by name, through
+ * its exports map, so dist/ must exist: fails with the command that makes it otherwise.
+ */
+export function compileDemo(): void {
+  if (!existsSync(join(ROOT, 'dist/index.js'))) {
+    throw new Error('dist/ is missing: the demo imports the built package. Run `npm run build` first.');
+  }
+  execFileSync(
+    process.execPath,
+    [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'example/tsconfig.json')],
+    { cwd: ROOT, stdio: 'pipe' },
+  );
 }
