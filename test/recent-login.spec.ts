@@ -50,8 +50,8 @@ class SensitiveController {
   /** What an app's "confirm your password" handler does once the password checked out. */
   @Post('reauthenticate')
   @HttpCode(200)
-  async reauthenticate(@Req() request: SessionRequest, @Res({ passthrough: true }) response: SessionCookieResponse) {
-    return { reauthenticated: (await this.cookies.reauthenticate(request, response)) !== null };
+  async reauthenticate(@Req() req: SessionRequest, @Res({ passthrough: true }) response: SessionCookieResponse) {
+    return { reauthenticated: (await this.cookies.reauthenticate(req, response)) !== null };
   }
 
   @Get('session')
