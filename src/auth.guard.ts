@@ -134,13 +134,13 @@ export class AuthGuard implements CanActivate {
     }
     if (!this.loggedRefusals.has(reason)) {
       this.loggedRefusals.add(reason);
-      // Method, path and the two headers: never the cookie, nor the query string.
-      const path = (request.url ?? '').split('?')[0];
+      // Method, path and the two headers, quoted and cut short (they are the sender's text):
+      // never the cookie, nor the query string.
+      const quoted = (text: unknown) => (text === undefined ? 'none' : JSON.stringify(String(text).slice(0, 200)));
       const { origin, 'sec-fetch-site': site } = request.headers;
       this.logger.warn(
-        `Refused a cross-origin ${request.method} ${JSON.stringify(path.slice(0, 200))} (${reason}: ` +
-          `Sec-Fetch-Site ${JSON.stringify(site ?? null)}, Origin ${JSON.stringify(origin ?? null)}); ` +
-          'further refusals for this reason are not logged.',
+        `Refused a cross-origin ${request.method} ${quoted((request.url ?? '').split('?')[0])} (${reason}: ` +
+          `Sec-Fetch-Site ${quoted(site)}, Origin ${quoted(origin)}); further refusals for this reason are not logged.`,
       );
     }
     throw new CrossOriginRequestException(reason);

@@ -237,7 +237,7 @@ describe.each(HTTP_PLATFORMS)('crossOriginProtection on %s', (_platformLabel, pl
       // The matrix refused hundreds of requests for both reasons.
       expect(warnings).toHaveLength(2);
       expect(text).toContain('(sec-fetch-site: Sec-Fetch-Site');
-      expect(text).toContain('(origin-mismatch: Sec-Fetch-Site null');
+      expect(text).toContain('(origin-mismatch: Sec-Fetch-Site none');
       expect(text).toContain('"/probe"');
       expect(text).not.toContain(cookie.slice('session_id='.length));
       await send(http, 'POST', '/probe?token=secret', { site: 'cross-site', cookie }).expect(403);
