@@ -33,7 +33,8 @@ import { readSingleCookieValue } from './session-cookie-header.js';
  *
  * - 401 `UnauthorizedException`: no cookie, an ambiguous one (sent twice with
  *   different values), malformed, unknown or expired (an expired session is
- *   deleted), or `resolveUser` returned null/undefined. The handler never runs.
+ *   deleted), or `resolveUser` returned a falsy value (null, undefined, false, 0,
+ *   ''). The handler never runs.
  * - 503 `ServiceUnavailableException`: the session lookup failed (database down or
  *   erroring). Not a 401, which would make clients drop a session that is still
  *   valid. The cause is logged (never the cookie value), the body says nothing.
@@ -110,7 +111,9 @@ export class AuthGuard implements CanActivate {
       this.logger.error(`resolveUser failed, answering 503: ${describeDatabaseError(error)}`);
       throw new ServiceUnavailableException();
     }
-    if (user === null || user === undefined) throw new UnauthorizedException();
+    // Any falsy result is "no user" (`false`, `0` and `''` included): a handler must never
+    // run with a `request.user` that fails `if (user)`.
+    if (!user) throw new UnauthorizedException();
 
     request.user = user;
     request[CURRENT_SESSION_KEY] = session;

@@ -61,7 +61,12 @@ export function readSingleCookieValue(header: unknown, name: string): string | u
   return found;
 }
 
-/** The value of the `name=value` pair in `header[start, end)`, or undefined when it has another name. */
+/**
+ * The value of the `name=value` pair in `header[start, end)`, or undefined when it has
+ * another name. Only SP and HTAB around the name and the value are dropped (RFC 6265
+ * §5.2): `String.prototype.trim` would also drop NBSP, VT and FF, letting a value that
+ * is not the cookie's (`\u00a0<token>`) open the session.
+ */
 function valueIfNamed(header: string, name: string, start: number, end: number): string | undefined {
   let position = start;
   while (position < end && isBlank(header.charCodeAt(position))) position++;
@@ -69,9 +74,13 @@ function valueIfNamed(header: string, name: string, start: number, end: number):
   position += name.length;
   while (position < end && isBlank(header.charCodeAt(position))) position++;
   if (position >= end || header.charCodeAt(position) !== 61 /* = */) return undefined;
-  return unquote(header.slice(position + 1, end).trim());
+  position++;
+  while (position < end && isBlank(header.charCodeAt(position))) position++;
+  while (end > position && isBlank(header.charCodeAt(end - 1))) end--;
+  return unquote(header.slice(position, end));
 }
 
+/** SP or HTAB: the only optional whitespace in a `Cookie` header. */
 function isBlank(code: number): boolean {
   return code === 32 || code === 9;
 }

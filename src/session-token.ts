@@ -18,6 +18,11 @@ export function sessionDigest(cookieValue: string): string {
   return createHash('sha256').update(cookieValue).digest('hex');
 }
 
+/** @internal True when `value` could be a `Session.id` as the service hands it out: a lowercase SHA-256 hex digest. */
+export function isSessionDigest(value: unknown): value is string {
+  return typeof value === 'string' && /^[0-9a-f]{64}$/.test(value);
+}
+
 /**
  * @internal True when `value` could be a session cookie value: a non-empty string of
  * at most 1024 cookie-octets. Anything else is answered without touching the database.

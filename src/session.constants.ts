@@ -7,6 +7,13 @@ export const DEFAULT_SESSION_TTL_MS = 100 * 24 * 60 * 60 * 1000;
 /** The longest value accepted as a session id; anything longer is rejected without a query. */
 export const MAX_SESSION_ID_LENGTH = 1024;
 
+/**
+ * @internal Length of the `id` column (`varchar(255)`, as in a Platforma table). With
+ * `hashSessionIds: false` the column holds the cookie value itself, so no longer value
+ * can be stored or found; hashed ids are 64-character digests whatever the value's length.
+ */
+export const SESSION_ID_COLUMN_LENGTH = 255;
+
 /** Bytes of `crypto.randomBytes` behind every generated cookie value (256 bits). */
 export const SESSION_TOKEN_BYTES = 32;
 

@@ -72,8 +72,8 @@ export const CurrentUser = createParamDecorator(
 );
 
 /**
- * The `Session` row `AuthGuard` validated for this request (its `id` is the stored
- * id: the digest when ids are hashed; `expires` reflects a sliding renewal).
+ * The `Session` row `AuthGuard` validated for this request (its `id` is the digest of
+ * the cookie value, never the value, in both `hashSessionIds` modes; `expires` reflects a sliding renewal).
  * Undefined on routes the guard did not check.
  * @publicApi
  */

@@ -1,17 +1,20 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { SESSION_ID_COLUMN_LENGTH } from './session.constants.js';
 
 /**
  * One row of the `sessions` table.
  *
- * With `hashSessionIds: true` (the default) `id` is the SHA-256 hex digest of the
- * cookie value, never the cookie value itself.
+ * With `hashSessionIds: true` (the default) the `id` column holds the SHA-256 hex digest
+ * of the cookie value, never the cookie value itself; with `false` it holds the value.
+ * Sessions that `SessionService` (and so `@CurrentSession()`) hands out have the digest
+ * as `id` in both modes; the exported repository reads the column as stored.
  * @publicApi
  */
 @Entity({ name: 'sessions' })
 @Index('IDX_sessions_user', ['user'])
 @Index('IDX_sessions_expires', ['expires'])
 export class Session {
-  @PrimaryColumn({ type: 'varchar', length: 255, primaryKeyConstraintName: 'PK_sessions' })
+  @PrimaryColumn({ type: 'varchar', length: SESSION_ID_COLUMN_LENGTH, primaryKeyConstraintName: 'PK_sessions' })
   id!: string;
 
   /** The user id the session belongs to (`"user"` is quoted in SQL: it is a reserved word). */

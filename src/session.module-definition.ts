@@ -39,7 +39,8 @@ export interface SessionModuleOptions {
   hashSessionIds?: boolean;
   /**
    * What `AuthGuard` attaches as `request.user`, given the session's user id
-   * (e.g. load the user entity). Returning null/undefined means the user is gone: 401.
+   * (e.g. load the user entity). Returning any falsy value (null, undefined, false, 0,
+   * '') means the user is gone: 401.
    * Default: `{ id: userId }`.
    */
   resolveUser?: (userId: string) => unknown | Promise<unknown>;

@@ -61,12 +61,16 @@ export class SessionModule extends ConfigurableModuleClass {
 /**
  * The one place the extras shape the module: which data source it binds to, whether
  * it is global, whether `AuthGuard` guards every route. (`@Module` metadata and the dynamic module's fields are merged by Nest.)
+ * The `forFeature` module is re-exported, so the importing module (every module, with
+ * `isGlobal`) can `@InjectRepository(Session[, dataSource])` without registering `Session` again.
  */
 function applyExtras(definition: DynamicModule, extras: SessionModuleExtras): DynamicModule {
+  const sessionRepository = TypeOrmModule.forFeature([Session], extras.dataSource);
   return {
     ...definition,
     global: extras.isGlobal ?? false,
-    imports: [...(definition.imports ?? []), TypeOrmModule.forFeature([Session], extras.dataSource)],
+    imports: [...(definition.imports ?? []), sessionRepository],
+    exports: [...(definition.exports ?? []), sessionRepository],
     providers: [
       ...(definition.providers ?? []),
       { provide: SESSION_DATA_SOURCE, useExisting: getDataSourceToken(extras.dataSource) },

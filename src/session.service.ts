@@ -6,11 +6,11 @@ import {
   InvalidSessionError,
   SessionConfigurationError,
 } from './errors.js';
-import { SESSION_OPTIONS } from './session.constants.js';
+import { MAX_SESSION_ID_LENGTH, SESSION_ID_COLUMN_LENGTH, SESSION_OPTIONS } from './session.constants.js';
 import { Session } from './session.entity.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './session.store.js';
-import { generateCookieValue, isWellFormedSessionId, sessionDigest } from './session-token.js';
+import { generateCookieValue, isSessionDigest, isWellFormedSessionId, sessionDigest } from './session-token.js';
 
 /** Longest user id the `"user"` column holds. */
 const MAX_USER_ID_LENGTH = 255;
@@ -19,7 +19,7 @@ const MAX_USER_ID_LENGTH = 255;
 export interface IssuedSession {
   /** What goes in the cookie. Never stored when ids are hashed. */
   cookieValue: string;
-  /** The stored row (its `id` is the digest when ids are hashed). */
+  /** The stored row (its `id` is the digest of `cookieValue`, as everywhere the service hands out a `Session`). */
   session: Session;
 }
 
@@ -40,6 +40,12 @@ const INVALID: SessionValidation = { valid: false };
  * Creates, reads and deletes sessions. Every `sessionId` argument is the cookie
  * value; with `hashSessionIds` the service hashes it before it reaches SQL.
  * Methods reject with the driver's error when the database fails.
+ *
+ * Every `Session` it returns has as `id` the SHA-256 hex digest of its cookie value,
+ * whatever `hashSessionIds` says: a handle that names the session (device lists,
+ * `deleteUserSession`) but cannot open it, so it is safe to send to a page. With
+ * hashed ids that is the stored id; with `hashSessionIds: false` the table holds the
+ * cookie value itself, and the service hands out its digest instead.
  * @publicApi
  */
 @Injectable()
@@ -75,8 +81,9 @@ export class SessionService implements OnApplicationBootstrap {
    * Stores a session whose id the caller chose (the seed's manual path, for custom
    * expiration). `session.id` is the cookie value. `authenticatedAt` defaults to `created`.
    * @throws InvalidSessionError for an empty user, an invalid date, `expires` not after
-   *   `created`, or an id that cannot be a cookie value; DuplicateSessionError when the
-   *   id exists. Nothing is written in either case.
+   *   `created`, or an id that cannot be a cookie value (over 1024 characters, or over 255
+   *   with `hashSessionIds: false`, where the id column holds it as-is); DuplicateSessionError
+   *   when the id exists. Nothing is written in either case.
    */
   async create(session: {
     id: string;
@@ -85,8 +92,10 @@ export class SessionService implements OnApplicationBootstrap {
     expires: Date;
     authenticatedAt?: Date;
   }): Promise<void> {
-    if (!isWellFormedSessionId(session?.id)) {
-      throw new InvalidSessionError('Session id must be 1 to 1024 cookie-safe characters.');
+    const id = this.storedId(session?.id);
+    if (id === null) {
+      const longest = this.options.hashSessionIds ? MAX_SESSION_ID_LENGTH : SESSION_ID_COLUMN_LENGTH;
+      throw new InvalidSessionError(`Session id must be 1 to ${longest} cookie-safe characters.`);
     }
     assertValidUserId(session.user);
     const { created, expires } = session;
@@ -102,13 +111,7 @@ export class SessionService implements OnApplicationBootstrap {
         ? expires
         : new Date(Math.min(expires.getTime(), created.getTime() + this.options.absoluteTimeout));
     try {
-      await this.store.insert({
-        id: this.toId(session.id),
-        user: session.user,
-        created,
-        expires: cappedExpires,
-        authenticatedAt,
-      });
+      await this.store.insert({ id, user: session.user, created, expires: cappedExpires, authenticatedAt });
     } catch (error) {
       if (databaseErrorCode(error) === '23505') throw new DuplicateSessionError();
       throw error;
@@ -130,32 +133,33 @@ export class SessionService implements OnApplicationBootstrap {
       this.options.ttl,
       this.options.absoluteTimeout,
     );
-    return { cookieValue, session };
+    return { cookieValue, session: this.exposed(session) };
   }
 
   /** The session behind a cookie value, expired or not (check `isExpired()`), or null. */
   async get(sessionId: string): Promise<Session | null> {
-    if (!isWellFormedSessionId(sessionId)) return null;
-    return this.store.findById(this.toId(sessionId));
+    const id = this.storedId(sessionId);
+    const session = id === null ? null : await this.store.findById(id);
+    return session && this.exposed(session);
   }
 
   /** The user's most recently created live session, or null. */
   async getByUserId(userId: string): Promise<Session | null> {
     if (!isValidUserId(userId)) return null;
     const [newest] = await this.store.findLiveByUser(userId, this.options.absoluteTimeout, 1);
-    return newest ?? null;
+    return newest ? this.exposed(newest) : null;
   }
 
   /** The user id of a live session, or null when the session is absent or expired. */
   async getUserIdFromSessionId(sessionId: string): Promise<string | null> {
-    if (!isWellFormedSessionId(sessionId)) return null;
-    return this.store.findLiveUser(this.toId(sessionId), this.options.absoluteTimeout);
+    const id = this.storedId(sessionId);
+    return id === null ? null : this.store.findLiveUser(id, this.options.absoluteTimeout);
   }
 
   /** Deletes the session behind a cookie value; does nothing when there is none. */
   async deleteSession(sessionId: string): Promise<void> {
-    if (!isWellFormedSessionId(sessionId)) return;
-    await this.store.deleteById(this.toId(sessionId));
+    const id = this.storedId(sessionId);
+    if (id !== null) await this.store.deleteById(id);
   }
 
   /** Deletes every session of a user ("log out everywhere"); returns how many. */
@@ -177,14 +181,11 @@ export class SessionService implements OnApplicationBootstrap {
 
   /** Like `rotate`, also returning the new row. */
   async rotateSession(sessionId: string): Promise<IssuedSession | null> {
-    if (!isWellFormedSessionId(sessionId)) return null;
+    const id = this.storedId(sessionId);
+    if (id === null) return null;
     const cookieValue = generateCookieValue();
-    const session = await this.store.replaceId(
-      this.toId(sessionId),
-      this.toId(cookieValue),
-      this.options.absoluteTimeout,
-    );
-    return session && { cookieValue, session };
+    const session = await this.store.replaceId(id, this.toId(cookieValue), this.options.absoluteTimeout);
+    return session && { cookieValue, session: this.exposed(session) };
   }
 
   /**
@@ -202,50 +203,55 @@ export class SessionService implements OnApplicationBootstrap {
 
   /** Like `reauthenticate`, also returning the new row. */
   async reauthenticateSession(sessionId: string): Promise<IssuedSession | null> {
-    if (!isWellFormedSessionId(sessionId)) return null;
+    const id = this.storedId(sessionId);
+    if (id === null) return null;
     const cookieValue = generateCookieValue();
-    const session = await this.store.replaceId(
-      this.toId(sessionId),
-      this.toId(cookieValue),
-      this.options.absoluteTimeout,
-      true,
-    );
-    return session && { cookieValue, session };
+    const session = await this.store.replaceId(id, this.toId(cookieValue), this.options.absoluteTimeout, true);
+    return session && { cookieValue, session: this.exposed(session) };
   }
 
   /** A user's live sessions (one per device/browser), newest first. */
   async listByUserId(userId: string): Promise<Session[]> {
     if (!isValidUserId(userId)) return [];
-    return this.store.findLiveByUser(userId, this.options.absoluteTimeout, null);
+    const sessions = await this.store.findLiveByUser(userId, this.options.absoluteTimeout, null);
+    return sessions.map((session) => this.exposed(session));
   }
 
   /**
-   * Deletes a session by its stored `Session.id` (what `listByUserId` shows: the
-   * digest when ids are hashed), whoever it belongs to: for admin tools. For a user's
-   * own "revoke that device", use `deleteUserSession`. Returns whether one was deleted.
+   * Deletes a session by its `Session.id` (what `listByUserId` shows: the digest of its
+   * cookie value), whoever it belongs to: for admin tools. For a user's own "revoke that
+   * device", use `deleteUserSession`. Returns whether one was deleted. With
+   * `hashSessionIds: false` it compares digests computed in SQL: a scan of the table.
    */
   async deleteById(id: string): Promise<boolean> {
-    if (!isWellFormedSessionId(id)) return false;
-    return (await this.store.deleteById(id)) > 0;
+    if (!isSessionDigest(id)) return false;
+    return (await this.store.deleteByDigest(id, null, this.options.hashSessionIds)) > 0;
   }
 
   /**
-   * "Revoke that device": deletes the session with stored id `id` (as `listByUserId`
-   * lists it) only if it belongs to `userId`, in one statement, so an id taken from
-   * someone else's list deletes nothing. Returns whether one was deleted.
+   * "Revoke that device": deletes the session whose `Session.id` is `id` (as
+   * `listByUserId` lists it, in both `hashSessionIds` modes) only if it belongs to
+   * `userId`, in one statement, so an id taken from someone else's list deletes
+   * nothing. A cookie value is not an `id`. Returns whether one was deleted.
    */
   async deleteUserSession(userId: string, id: string): Promise<boolean> {
-    if (!isValidUserId(userId) || !isWellFormedSessionId(id)) return false;
-    return (await this.store.deleteByIdOfUser(id, userId)) > 0;
+    if (!isValidUserId(userId) || !isSessionDigest(id)) return false;
+    return (await this.store.deleteByDigest(id, userId, this.options.hashSessionIds)) > 0;
   }
 
   /**
-   * Deletes all of a user's sessions except the one behind `keepSessionId` (a cookie
-   * value): "log out other devices". Returns how many were deleted.
+   * "Log out other devices": deletes all of a user's sessions except the one behind
+   * `keepSessionId` (a cookie value, e.g. `SessionCookies.getCookieValue(request)`).
+   * Returns how many were deleted.
+   *
+   * Deletes nothing (returns 0) unless `keepSessionId` is a session of `userId`: when it
+   * is missing, malformed, unknown (rotated or logged out meanwhile) or someone else's,
+   * there is no "this device" to keep, and deleting everything would log it out too.
+   * Checked in the same statement as the delete.
    */
   async deleteOtherSessions(userId: string, keepSessionId: string): Promise<number> {
-    if (!isValidUserId(userId)) return 0;
-    const keepId = isWellFormedSessionId(keepSessionId) ? this.toId(keepSessionId) : null;
+    const keepId = this.storedId(keepSessionId);
+    if (!isValidUserId(userId) || keepId === null) return 0;
     return this.store.deleteByUserExcept(userId, keepId);
   }
 
@@ -255,8 +261,8 @@ export class SessionService implements OnApplicationBootstrap {
    * extended. Rejects only when the database fails.
    */
   async validate(sessionId: unknown): Promise<SessionValidation> {
-    if (!isWellFormedSessionId(sessionId)) return INVALID;
-    const id = this.toId(sessionId);
+    const id = this.storedId(sessionId);
+    if (id === null) return INVALID;
     const found = await this.store.lookup(id);
     if (!found) return INVALID;
     const { session, databaseNow } = found;
@@ -275,10 +281,30 @@ export class SessionService implements OnApplicationBootstrap {
       const renewedExpires = await this.store.extend(id, ttl, absoluteTimeout);
       if (renewedExpires && renewedExpires.getTime() > expires) {
         session.expires = renewedExpires;
-        return { valid: true, session, renewedExpires, checkedAt: databaseNow };
+        return { valid: true, session: this.exposed(session), renewedExpires, checkedAt: databaseNow };
       }
     }
-    return { valid: true, session, renewedExpires: null, checkedAt: databaseNow };
+    return { valid: true, session: this.exposed(session), renewedExpires: null, checkedAt: databaseNow };
+  }
+
+  /**
+   * The stored id for a value a caller passed as a cookie value, or null when no row can
+   * have it: not a possible cookie value, or (ids stored as-is) longer than the id column.
+   * Null is answered as "not found" without a query.
+   */
+  private storedId(cookieValue: unknown): string | null {
+    if (!isWellFormedSessionId(cookieValue)) return null;
+    if (!this.options.hashSessionIds && cookieValue.length > SESSION_ID_COLUMN_LENGTH) return null;
+    return this.toId(cookieValue);
+  }
+
+  /**
+   * `session` as the service hands it out: with ids stored as-is its `id` (the cookie
+   * value) becomes the digest, so no result carries a cookie value (see the class comment).
+   */
+  private exposed(session: Session): Session {
+    if (!this.options.hashSessionIds) session.id = sessionDigest(session.id);
+    return session;
   }
 
   /** The stored id for a cookie value. */

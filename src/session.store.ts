@@ -325,19 +325,30 @@ export class SessionStore {
     return this.countDeleted(`DELETE FROM ${this.table} WHERE id = $1 RETURNING 1`, [id]);
   }
 
-  async deleteByIdOfUser(id: string, user: string): Promise<number> {
-    return this.countDeleted(`DELETE FROM ${this.table} WHERE id = $1 AND "user" = $2 RETURNING 1`, [id, user]);
+  /**
+   * Deletes the session whose cookie value has SHA-256 hex digest `digest` (of `user` only,
+   * unless null). With hashed ids that is the stored id; with ids stored as-is the digest
+   * is computed in SQL, unindexed: the `user` index narrows the scoped delete, the
+   * unscoped one (admin `deleteById`) scans the table.
+   */
+  async deleteByDigest(digest: string, user: string | null, idsHashed: boolean): Promise<number> {
+    const idMatches = idsHashed ? 'id = $1' : `encode(sha256(convert_to(id, 'UTF8')), 'hex') = $1`;
+    return user === null
+      ? this.countDeleted(`DELETE FROM ${this.table} WHERE ${idMatches} RETURNING 1`, [digest])
+      : this.countDeleted(`DELETE FROM ${this.table} WHERE ${idMatches} AND "user" = $2 RETURNING 1`, [digest, user]);
   }
 
   async deleteByUser(user: string): Promise<number> {
     return this.countDeleted(`DELETE FROM ${this.table} WHERE "user" = $1 RETURNING 1`, [user]);
   }
 
-  async deleteByUserExcept(user: string, keepId: string | null): Promise<number> {
-    return this.countDeleted(`DELETE FROM ${this.table} WHERE "user" = $1 AND id IS DISTINCT FROM $2 RETURNING 1`, [
-      user,
-      keepId,
-    ]);
+  /** Deletes the user's sessions other than `keepId`, only if `keepId` is one of them (one statement). */
+  async deleteByUserExcept(user: string, keepId: string): Promise<number> {
+    return this.countDeleted(
+      `DELETE FROM ${this.table} WHERE "user" = $1 AND id <> $2
+         AND EXISTS (SELECT 1 FROM ${this.table} WHERE id = $2 AND "user" = $1) RETURNING 1`,
+      [user, keepId],
+    );
   }
 
   /** Counted in SQL: drivers disagree on how they report affected rows (pg vs PGlite). */

@@ -119,6 +119,21 @@ describe.each(HTTP_PLATFORMS)('AuthGuard on %s', (_platformLabel, platform) => {
         expect(queries.every((sql) => sql.startsWith('SELECT'))).toBe(true);
       });
 
+      it('answers 401, without a query, to the valid value wrapped in NBSP (only SP and HTAB are optional whitespace)', async () => {
+        const { value } = await login('alice');
+        const { queries } = await recordQueries(http.dataSource, async () => {
+          for (const cookie of [
+            `session_id=\u00a0${value}`,
+            `session_id=${value}\u00a0`,
+            `session_id= \u00a0${value}`,
+          ]) {
+            await expectUnauthorized(cookie);
+          }
+        });
+        expect(queries).toEqual([]);
+        await request(http.server).get('/me').set('Cookie', `session_id= \t${value}\t `).expect(200);
+      });
+
       it('answers 401 to an unknown value, and to the stored digest itself', async () => {
         const { value } = await login('alice');
         await expectUnauthorized('session_id=' + 'A'.repeat(43));
@@ -144,6 +159,15 @@ describe.each(HTTP_PLATFORMS)('AuthGuard on %s', (_platformLabel, platform) => {
         await expectUnauthorized(cookie);
         // The session itself is left alone: the user may come back.
         expect(await http.dataSource.query('SELECT id FROM sessions')).toHaveLength(1);
+      });
+
+      it('answers 401 to every falsy resolveUser result (false, 0, empty string, NaN, 0n), never a request with that user', async () => {
+        const { cookie } = await login('carol');
+        for (const falsy of [false, 0, -0, '', Number.NaN, 0n]) {
+          users.users.set('carol', falsy);
+          await expectUnauthorized(cookie);
+        }
+        expect(users.calls).toBe(6);
       });
 
       it('passes an HttpException from resolveUser through as-is', async () => {

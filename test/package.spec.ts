@@ -10,7 +10,8 @@ const root = resolve(import.meta.dirname, '..');
 
 /**
  * The package as users get it: `npm pack`, installed into a separate app by npm,
- * imported by name, every SessionService method run against PostgreSQL.
+ * imported by name, the seed's SessionService methods run against PostgreSQL (every method,
+ * on both ends of the peer range, Express and Fastify: `npm run test:consumers`, in .ci/run).
  */
 describe.each(POSTGRES_DIRECT)('the packed package, installed into a separate Nest app (%s)', (_label, database) => {
   let db: OpenDatabase;
@@ -25,7 +26,7 @@ describe.each(POSTGRES_DIRECT)('the packed package, installed into a separate Ne
     await rm(appDir, { recursive: true, force: true });
   });
 
-  it('installs from the tarball and runs every SessionService method', async () => {
+  it("installs from the tarball and runs the seed's seven SessionService methods", async () => {
     const { stdout: packed } = await run('npm', ['pack', '--json', '--pack-destination', appDir], { cwd: root });
     const [{ filename, files }] = JSON.parse(packed) as { filename: string; files: { path: string }[] }[];
     const paths = files.map((file) => file.path);

@@ -32,6 +32,15 @@ describe('the Cookie header reader', () => {
     expect(readSingleCookieValue(['session_id=a'], 'session_id')).toBeUndefined();
   });
 
+  it('trims only SP and HTAB around a value (RFC 6265 §5.2), never NBSP, VT, FF or other whitespace', () => {
+    expect(readSingleCookieValue('session_id= \t v-1 \t ', 'session_id')).toBe('v-1');
+    for (const space of ['\u00a0', '\v', '\f', '\r', '\n', '\u2028', '\ufeff']) {
+      expect(readSingleCookieValue(`session_id=${space}v-1`, 'session_id')).toBe(`${space}v-1`);
+      expect(readSingleCookieValue(`session_id=v-1${space}`, 'session_id')).toBe(`v-1${space}`);
+      expect(readCookieValues(`session_id= ${space}v-1${space} `, 'session_id')).toEqual([`${space}v-1${space}`]);
+    }
+  });
+
   it('treats a name sent twice with different values as absent, and with the same value as that value', () => {
     expect(readCookieValues('session_id=a; session_id=b', 'session_id')).toEqual(['a', 'b']);
     expect(readSingleCookieValue('session_id=a; session_id=b', 'session_id')).toBeUndefined();

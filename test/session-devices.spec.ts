@@ -151,9 +151,27 @@ describe.each(TEST_DATABASES)('SessionService devices, rotation and expiry on %s
       expect(await sessions.listByUserId('u')).toHaveLength(1);
       expect(await sessions.getUserIdFromSessionId(current)).toBe('u');
       expect(await sessions.getUserIdFromSessionId(other)).toBe('v');
-      // Keeping a session of someone else keeps nothing of u's.
-      expect(await sessions.deleteOtherSessions('u', other)).toBe(1);
-      expect(await sessions.getUserIdFromSessionId(other)).toBe('v');
+    });
+
+    it('deleteOtherSessions deletes nothing unless the kept value is a session of that user', async () => {
+      const mine = [await sessions.createSessionForUser('u'), await sessions.createSessionForUser('u')];
+      const theirs = await sessions.createSessionForUser('v');
+      const { result, queries } = await recordQueries(dataSource, async () => {
+        const counts: number[] = [];
+        for (const malformed of ['', 'bad value', 'x'.repeat(1025), undefined, null, 42]) {
+          counts.push(await sessions.deleteOtherSessions('u', malformed as string));
+        }
+        return counts;
+      });
+      expect(result).toEqual([0, 0, 0, 0, 0, 0]);
+      expect(queries).toEqual([]); // answered without a query
+      expect(await sessions.deleteOtherSessions('u', 'A'.repeat(43))).toBe(0); // no such session
+      expect(await sessions.deleteOtherSessions('u', digestOf(mine[0]))).toBe(0); // a stored id is no cookie value
+      expect(await sessions.deleteOtherSessions('u', theirs)).toBe(0); // someone else's session
+      for (const value of mine) expect(await sessions.getUserIdFromSessionId(value)).toBe('u');
+      expect(await sessions.getUserIdFromSessionId(theirs)).toBe('v');
+      expect(await sessions.deleteOtherSessions('u', mine[1])).toBe(1);
+      expect(await sessions.getUserIdFromSessionId(mine[1])).toBe('u');
     });
 
     it('validate does not write while more than half of ttl remains', async () => {
@@ -237,6 +255,46 @@ describe.each(TEST_DATABASES)('SessionService devices, rotation and expiry on %s
       await sessions.create({ id: 'manual', user: 'u', created, expires: new Date(created.getTime() + 10 * HOUR) });
       const session = (await sessions.get('manual'))!;
       expect(session.expires.getTime()).toBe(created.getTime() + 2 * HOUR);
+    });
+  });
+
+  describe('with hashSessionIds: false (cookie values stored as-is)', () => {
+    beforeAll(() => boot({ hashSessionIds: false }));
+    afterAll(() => app.close());
+
+    it('hands out Session.id as the digest of the cookie value, never the value, and revokes by it', async () => {
+      const mine = await sessions.createSessionForUser('u');
+      const other = await sessions.createSessionForUser('u');
+      const theirs = await sessions.createSessionForUser('v');
+      // A row a Platforma app wrote: its id is a cookie value too.
+      const platforma = '3f0c2a7e-8d6b-4b6e-9a53-1f2b0c9d8e7a';
+      await dataSource.query(
+        `INSERT INTO sessions (id, "user", created, expires) VALUES ($1, 'u', now() - interval '1 hour', now() + interval '1 hour')`,
+        [platforma],
+      );
+      expect((await dataSource.query('SELECT id FROM sessions WHERE id = $1', [mine])).length).toBe(1); // stored as-is
+
+      const listed = (await sessions.listByUserId('u')).map((session) => session.id).sort();
+      expect(listed).toEqual([mine, other, platforma].map(digestOf).sort());
+      expect((await sessions.get(mine))?.id).toBe(digestOf(mine));
+      expect((await sessions.getByUserId('v'))?.id).toBe(digestOf(theirs));
+      const validated = await sessions.validate(mine);
+      expect(validated.valid && validated.session.id).toBe(digestOf(mine));
+      const issued = await sessions.issueSession('w');
+      expect(issued.session.id).toBe(digestOf(issued.cookieValue));
+      const rotated = (await sessions.rotateSession(issued.cookieValue))!;
+      expect(rotated.session.id).toBe(digestOf(rotated.cookieValue));
+
+      expect(await sessions.deleteUserSession('u', mine)).toBe(false); // the cookie value is not the listed id
+      expect(await sessions.deleteUserSession('u', digestOf(theirs))).toBe(false); // someone else's
+      expect(await sessions.deleteUserSession('u', digestOf(mine))).toBe(true);
+      expect(await sessions.deleteUserSession('u', digestOf(platforma))).toBe(true);
+      expect(await sessions.getUserIdFromSessionId(mine)).toBeNull();
+      expect(await sessions.getUserIdFromSessionId(platforma)).toBeNull();
+      expect(await sessions.getUserIdFromSessionId(other)).toBe('u');
+      expect(await sessions.deleteById(theirs)).toBe(false);
+      expect(await sessions.deleteById(digestOf(theirs))).toBe(true);
+      expect(await sessions.getUserIdFromSessionId(theirs)).toBeNull();
     });
   });
 });
@@ -347,6 +405,64 @@ describe.each(HTTP_PLATFORMS)('Sliding expiry and devices over HTTP on %s', (_pl
 
       await request(http.server).delete('/devices/others').set('Cookie', phone.cookie).expect(200, { deleted: 1 });
       await request(http.server).get('/me').set('Cookie', tablet.cookie).expect(401);
+      await request(http.server).get('/me').set('Cookie', phone.cookie).expect(200);
+      await request(http.server).get('/me').set('Cookie', bob.cookie).expect(200);
+    });
+  });
+});
+
+describe.each(HTTP_PLATFORMS)('Devices over HTTP with hashSessionIds: false on %s', (_platformLabel, platform) => {
+  describe.each(TEST_DATABASES)('with %s', (_databaseLabel, database) => {
+    let db: OpenDatabase;
+    let http: HttpApp;
+
+    beforeAll(async () => {
+      db = await database.open();
+      http = await bootHttpApp(platform, {
+        database: db.options,
+        session: { globalGuard: true, hashSessionIds: false },
+      });
+    });
+    afterAll(async () => {
+      await http.close();
+      await db.dispose();
+    });
+
+    async function login(userId: string) {
+      const response = await request(http.server).post('/auth/login').send({ userId }).expect(200);
+      const cookie = cookiePair(response);
+      return { cookie, value: cookie.slice('session_id='.length) };
+    }
+
+    it('the device list and @CurrentSession carry no cookie value, and a listed id revokes that device', async () => {
+      const laptop = await login('alice');
+      const phone = await login('alice');
+      const bob = await login('bob');
+      const listing = await request(http.server).get('/devices').set('Cookie', phone.cookie).expect(200);
+      const me = await request(http.server).get('/me').set('Cookie', phone.cookie).expect(200);
+      for (const { value } of [laptop, phone, bob]) {
+        expect(listing.text).not.toContain(value);
+        expect(me.text).not.toContain(value);
+      }
+      expect(me.body.sessionId).toBe(digestOf(phone.value));
+      expect(
+        listing.body.map((device: { id: string; current: boolean }) => [device.id, device.current]).sort(),
+      ).toEqual(
+        [
+          [digestOf(laptop.value), false],
+          [digestOf(phone.value), true],
+        ].sort(),
+      );
+
+      await request(http.server)
+        .delete(`/devices/${digestOf(bob.value)}`)
+        .set('Cookie', phone.cookie)
+        .expect(404);
+      await request(http.server)
+        .delete(`/devices/${digestOf(laptop.value)}`)
+        .set('Cookie', phone.cookie)
+        .expect(200, { deleted: true });
+      await request(http.server).get('/me').set('Cookie', laptop.cookie).expect(401);
       await request(http.server).get('/me').set('Cookie', phone.cookie).expect(200);
       await request(http.server).get('/me').set('Cookie', bob.cookie).expect(200);
     });

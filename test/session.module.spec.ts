@@ -1,7 +1,7 @@
-import { Injectable, Module } from '@nestjs/common';
+import { type DynamicModule, Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import { DataSource, type DataSourceOptions } from 'typeorm';
+import { getDataSourceToken, InjectRepository, TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource, type DataSourceOptions, Repository } from 'typeorm';
 import {
   Session,
   SessionConfigurationError,
@@ -11,6 +11,7 @@ import {
   type SessionModuleForRootOptions,
 } from '../src/index.js';
 import { typeOrmRoot } from './support/apps.js';
+import { digestOf } from './support/http-app.js';
 import { POSTGRES_ONLY, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
 
 const HOUR = 3_600_000;
@@ -92,6 +93,47 @@ describe.each(TEST_DATABASES)('SessionModule on %s', (_label, database) => {
     expect((failure as Error).message).toMatch(/sessionMigrations/);
     expect((failure as Error).message).toMatch(/migration:run/);
   });
+
+  describe('exports the Session repository to the module that imports it', () => {
+    /** A user's provider that injects the repository the module registered. */
+    @Injectable()
+    class SessionAudit {
+      constructor(@InjectRepository(Session) readonly repository: Repository<Session>) {}
+    }
+
+    /** Boots `imports` plus `SessionAudit` (in the root module, or in a feature module that does not import SessionModule). */
+    async function expectRepositoryInjected(imports: DynamicModule[], auditIn: 'root' | 'feature') {
+      @Module({ providers: [SessionAudit] })
+      class AuditModule {}
+      const moduleRef = await Test.createTestingModule({
+        imports: [typeOrmRoot(db.options), ...imports, ...(auditIn === 'feature' ? [AuditModule] : [])],
+        providers: auditIn === 'root' ? [SessionAudit] : [],
+      }).compile();
+      const app = await moduleRef.init();
+      try {
+        const { repository } = app.get(SessionAudit);
+        expect(repository.manager.connection).toBe(app.get(getDataSourceToken()));
+        const cookieValue = await app.get(SessionService).createSessionForUser('u');
+        expect(await repository.findOneBy({ id: digestOf(cookieValue) })).toMatchObject({ user: 'u' });
+        await repository.delete({ id: digestOf(cookieValue) });
+      } finally {
+        await app.close();
+      }
+    }
+
+    it('with forRoot', () => expectRepositoryInjected([SessionModule.forRoot({ purge: false })], 'root'));
+
+    it('with forRootAsync', () =>
+      expectRepositoryInjected([SessionModule.forRootAsync({ useFactory: () => ({ purge: false }) })], 'root'));
+
+    it('everywhere with isGlobal (forRoot and forRootAsync)', async () => {
+      await expectRepositoryInjected([SessionModule.forRoot({ purge: false, isGlobal: true })], 'feature');
+      await expectRepositoryInjected(
+        [SessionModule.forRootAsync({ useFactory: () => ({ purge: false }), isGlobal: true })],
+        'feature',
+      );
+    });
+  });
 });
 
 describe.each(POSTGRES_ONLY)('SessionModule with a named data source on %s', (_label, database) => {
@@ -142,6 +184,81 @@ describe.each(POSTGRES_ONLY)('SessionModule with a named data source on %s', (_l
     }
   });
 });
+
+/**
+ * `@InjectRepository(Session, 'auth')` with the module bound to a named data source: on
+ * PGlite as the app's only data source (typeorm-pglite keeps one instance per module
+ * registry), on PostgreSQL beside a default one that has no `sessions` table.
+ */
+describe.each(TEST_DATABASES)(
+  'SessionModule exports the repository of a named data source on %s',
+  (_label, database) => {
+    let auth: OpenDatabase;
+    let main: OpenDatabase | null = null;
+
+    beforeAll(async () => {
+      auth = await database.open();
+      if (database.kind === 'postgres') main = await database.open();
+    });
+    afterAll(async () => {
+      await auth.dispose();
+      await main?.dispose();
+    });
+
+    @Injectable()
+    class SessionAudit {
+      constructor(@InjectRepository(Session, 'auth') readonly repository: Repository<Session>) {}
+    }
+    @Module({ providers: [SessionAudit] })
+    class AuditModule {}
+
+    const sessionModules: [string, () => DynamicModule, 'root' | 'feature'][] = [
+      ['forRoot', () => SessionModule.forRoot({ dataSource: 'auth', purge: false }), 'root'],
+      [
+        'forRootAsync',
+        () => SessionModule.forRootAsync({ dataSource: 'auth', useFactory: () => ({ purge: false }) }),
+        'root',
+      ],
+      [
+        'forRoot with isGlobal',
+        () => SessionModule.forRoot({ dataSource: 'auth', purge: false, isGlobal: true }),
+        'feature',
+      ],
+      [
+        'forRootAsync with isGlobal',
+        () => SessionModule.forRootAsync({ dataSource: 'auth', useFactory: () => ({ purge: false }), isGlobal: true }),
+        'feature',
+      ],
+    ];
+    it.each(sessionModules)('with %s', async (_name, sessionModule, auditIn) => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          ...(main ? [TypeOrmModule.forRoot({ ...main.options } as DataSourceOptions)] : []),
+          TypeOrmModule.forRoot({
+            ...auth.options,
+            name: 'auth',
+            entities: [Session],
+            migrations: sessionMigrations,
+            migrationsRun: true,
+          } as unknown as DataSourceOptions),
+          sessionModule(),
+          ...(auditIn === 'feature' ? [AuditModule] : []),
+        ],
+        providers: auditIn === 'root' ? [SessionAudit] : [],
+      }).compile();
+      const app = await moduleRef.init();
+      try {
+        const { repository } = app.get(SessionAudit);
+        expect(repository.manager.connection).toBe(app.get(getDataSourceToken('auth')));
+        const cookieValue = await app.get(SessionService).createSessionForUser('u');
+        expect(await repository.findOneBy({ id: digestOf(cookieValue) })).toMatchObject({ user: 'u' });
+        await repository.delete({ id: digestOf(cookieValue) });
+      } finally {
+        await app.close();
+      }
+    });
+  },
+);
 
 describe('SessionModule misconfiguration fails at startup with the fix in the message', () => {
   // Configuration checks do not depend on the database: run them once, on the fastest one available.

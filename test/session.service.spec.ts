@@ -10,6 +10,7 @@ import {
   type SessionModuleForRootOptions,
 } from '../src/index.js';
 import { compileSessionModule } from './support/apps.js';
+import { recordQueries } from './support/http-app.js';
 import { TEST_DATABASES, type OpenDatabase } from './support/databases.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -224,6 +225,39 @@ describe.each(TEST_DATABASES)('SessionService on %s', (_label, database) => {
       const [row] = await storedRows();
       expect(row.id).toBe(cookieValue);
       expect(await sessions.getUserIdFromSessionId(cookieValue)).toBe('user-1');
+    });
+
+    it('create takes ids up to the 255 characters the id column holds, and rejects longer ones with InvalidSessionError', async () => {
+      const created = new Date();
+      const expires = new Date(created.getTime() + HOUR);
+      for (const id of ['k'.repeat(256), 'k'.repeat(1024)]) {
+        await expect(sessions.create({ id, user: 'u', created, expires })).rejects.toBeInstanceOf(InvalidSessionError);
+      }
+      expect(await storedRows()).toHaveLength(0);
+      const longest = 'k'.repeat(255);
+      await sessions.create({ id: longest, user: 'u', created, expires });
+      expect(await sessions.getUserIdFromSessionId(longest)).toBe('u');
+    });
+
+    it('answers a value longer than the id column as unknown, without a query', async () => {
+      await sessions.create({
+        id: 'k'.repeat(255),
+        user: 'u',
+        created: new Date(),
+        expires: new Date(Date.now() + HOUR),
+      });
+      for (const tooLong of ['k'.repeat(256), 'k'.repeat(1024)]) {
+        const { result, queries } = await recordQueries(dataSource, async () => [
+          await sessions.get(tooLong),
+          await sessions.getUserIdFromSessionId(tooLong),
+          await sessions.validate(tooLong),
+          await sessions.rotate(tooLong),
+          await sessions.deleteSession(tooLong),
+        ]);
+        expect(result).toEqual([null, null, { valid: false }, null, undefined]);
+        expect(queries).toEqual([]);
+      }
+      expect(await storedRows()).toHaveLength(1);
     });
 
     it('reads a session a Platforma app wrote (UUID id)', async () => {

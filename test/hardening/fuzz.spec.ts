@@ -31,8 +31,9 @@ const LOOKUP_SQL = /^SELECT .* FROM "sessions" WHERE id = \$1$/;
 /**
  * The reference model the answers are checked against, written from the cookie
  * rules rather than from the guard's code: the values of every `session_id` pair
- * (`;`-separated, blanks around the name, surrounding whitespace and one pair of
- * double quotes not part of the value).
+ * (`;`-separated; SP and HTAB around the name and the value, and one pair of double
+ * quotes, are not part of the value). Only SP and HTAB: RFC 6265 §5.2 trims no other
+ * whitespace, so NBSP, VT or FF next to a token make it another value.
  */
 function sessionCookieValues(header: string | undefined): string[] {
   if (typeof header !== 'string') return [];
@@ -40,7 +41,7 @@ function sessionCookieValues(header: string | undefined): string[] {
   for (const pair of header.split(';')) {
     const match = /^[ \t]*session_id[ \t]*=([^]*)$/.exec(pair);
     if (!match) continue;
-    const value = match[1].trim();
+    const value = match[1].replace(/^[ \t]+|[ \t]+$/g, '');
     values.push(value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value);
   }
   return values;
@@ -68,6 +69,7 @@ const FAMILIES = [
   'percent-encoding',
   'quotes',
   'NUL/CR/LF',
+  'whitespace around the value',
   'SQL fragments',
   'non-ASCII',
   'right-length random token',
@@ -240,6 +242,16 @@ function cookieCases(valid: string): fc.Arbitrary<FuzzCase> {
       )
       .map(([first, ...rest]) =>
         as('NUL/CR/LF')([cookieLine(first), ...rest.map((line) => Buffer.from(line, 'latin1'))]),
+      ),
+    // The valid token wrapped in whitespace: SP and HTAB around it are dropped (200), any
+    // other (NBSP, VT, FF, sent as single latin1 bytes) is part of the value (401).
+    fc
+      .tuple(
+        fc.array(fc.constantFrom(' ', '\t', '\u00a0', '\v', '\f'), { maxLength: 3 }),
+        fc.array(fc.constantFrom(' ', '\t', '\u00a0', '\v', '\f'), { maxLength: 3 }),
+      )
+      .map(([before, after]) =>
+        as('whitespace around the value')([cookieLine(`${COOKIE}=${before.join('')}${valid}${after.join('')}`)]),
       ),
     // SQL fragments.
     sql.map((value) => as('SQL fragments')([cookieLine(`${COOKIE}=${value}`)])),
