@@ -5,7 +5,7 @@
 //                    @nestjs/schedule 6 / TypeORM 0.3: it require()s the ESM package (Node >= 20.19)
 //   esm-nest12       an ESM app on NestJS 12 / @nestjs/typeorm 12 / @nestjs/schedule 12 / TypeORM 1
 // Each app is compiled by its own TypeScript, migrates a fresh database with its own TypeORM
-// CLI (run, revert, run), then boots on Express and on Fastify: log in → guarded 200 → log
+// CLI (run, revert each, run), then boots on Express and on Fastify: log in → guarded 200 → log
 // out → 401, every public SessionService method, the purge job.
 //
 // The apps' node_modules are cached outside the clone, keyed by the template's package.json
@@ -24,7 +24,8 @@ import pg from 'pg';
 const HERE = import.meta.dirname;
 const ROOT = resolve(HERE, '../..');
 const PACKAGE = 'nestjs-typeorm-session';
-const MIGRATION = 'CreateSessionsTable1770095236000';
+/** The package's migrations, in order. */
+const MIGRATIONS = ['CreateSessionsTable1770095236000', 'AddSessionAuthenticatedAt1770400000000'];
 const PLATFORMS = ['express', 'fastify'];
 /** How each app must load the package: the CommonJS one through `require` (require(esm)). */
 const CONSUMERS = [
@@ -159,7 +160,7 @@ async function migrationState(url) {
   });
 }
 
-/** The app's own TypeORM CLI: run, revert (the table goes), run again; checked in the database. */
+/** The app's own TypeORM CLI: run, revert each migration (the table goes), run again; checked in the database. */
 async function migrate(appDir, url) {
   const typeorm = (command) =>
     run(join(appDir, 'node_modules/.bin/typeorm'), [command, '-d', 'dist/data-source.js'], {
@@ -173,11 +174,13 @@ async function migrate(appDir, url) {
     }
   };
   await typeorm('migration:run');
-  await expect('migration:run', { table: true, applied: [MIGRATION] });
-  await typeorm('migration:revert');
-  await expect('migration:revert', { table: false, applied: [] });
+  await expect('migration:run', { table: true, applied: MIGRATIONS });
+  for (let left = MIGRATIONS.length - 1; left >= 0; left--) {
+    await typeorm('migration:revert');
+    await expect('migration:revert', { table: left > 0, applied: MIGRATIONS.slice(0, left) });
+  }
   await typeorm('migration:run');
-  await expect('the second migration:run', { table: true, applied: [MIGRATION] });
+  await expect('the second migration:run', { table: true, applied: MIGRATIONS });
 }
 
 /** Installs, compiles, migrates and checks one app; resolves to its failures. */
