@@ -14,7 +14,8 @@ export default {
   },
   testMatch: ['<rootDir>/test/**/*.spec.ts', '<rootDir>/src/**/*.spec.ts'],
   testTimeout: 30000,
-  // One PgBouncer (transaction pooling) for the run, when installed: see test/support/pgbouncer.ts.
-  globalSetup: '<rootDir>/test/support/pgbouncer.ts',
+  // Which services this run has (PostgreSQL, PgBouncer, Chromium, initdb), reported at the
+  // start and again at the end; one PgBouncer (transaction pooling) for the run when installed.
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
 };

@@ -15,6 +15,7 @@ import {
   GuardedFixtureController,
 } from './support/http-app.js';
 import { POSTGRES_ONLY, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
+import { describeEachWhere } from './support/requirements.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 const UNAUTHORIZED = { message: 'Unauthorized', statusCode: 401 };
@@ -300,83 +301,81 @@ describe.each(HTTP_PLATFORMS)('AuthGuard on %s', (_platformLabel, platform) => {
 });
 
 // PostgreSQL only (PGlite cannot go down); nothing to cut without DATABASE_URL.
-if (POSTGRES_ONLY.length > 0) {
-  describe.each(HTTP_PLATFORMS)('AuthGuard on %s during a database outage', (_platformLabel, platform) => {
-    describe.each(POSTGRES_ONLY)('with %s behind a TCP proxy', (_databaseLabel, database) => {
-      let db: OpenDatabase;
-      let proxy: TcpProxy;
-      let http: HttpApp;
-      const logger = new CapturingLogger();
+describe.each(HTTP_PLATFORMS)('AuthGuard on %s during a database outage', (_platformLabel, platform) => {
+  describeEachWhere(POSTGRES_ONLY, 'postgres', 'with %s behind a TCP proxy', (_databaseLabel, database) => {
+    let db: OpenDatabase;
+    let proxy: TcpProxy;
+    let http: HttpApp;
+    const logger = new CapturingLogger();
 
-      beforeAll(async () => {
-        db = await database.open();
-        proxy = await startTcpProxy(db.url!);
-        http = await bootHttpApp(platform, {
-          database: { type: 'postgres', url: proxy.urlFor(db.url!) },
-          // Fail fast: a dead server must cost a request milliseconds, not the pg default wait.
-          typeorm: { extra: { connectionTimeoutMillis: 1000, query_timeout: 1000, max: 4 } },
-          session: { globalGuard: true },
-          logger,
-        });
-      });
-      afterAll(async () => {
-        await http?.close();
-        await proxy?.close();
-        await db.dispose();
-      });
-      afterEach(() => proxy.restore());
-
-      async function loggedIn(): Promise<{ cookie: string; value: string }> {
-        const response = await request(http.server).post('/auth/login').send({ userId: 'alice' }).expect(200);
-        const cookie = cookiePair(response);
-        await request(http.server).get('/me').set('Cookie', cookie).expect(200);
-        return { cookie, value: cookie.slice('session_id='.length) };
-      }
-
-      it('answers 503 while the connection is refused, and 200 again once it is back, without a restart', async () => {
-        const { cookie, value } = await loggedIn();
-        logger.lines.length = 0;
-        proxy.cut();
-        const statuses: number[] = [];
-        for (let i = 0; i < 5; i++) {
-          const response = await request(http.server).get('/me').set('Cookie', cookie);
-          statuses.push(response.status);
-          expect(response.body).toEqual(UNAVAILABLE);
-        }
-        expect(statuses).toEqual([503, 503, 503, 503, 503]);
-        const errors = logger.lines.filter(
-          (line) => line.level === 'error' && line.message.includes('Session lookup failed'),
-        );
-        expect(errors).toHaveLength(5);
-        expect(logger.text()).not.toContain(value);
-        expect(logger.text()).not.toContain(digestOf(value));
-
-        proxy.restore();
-        const recovered = await request(http.server).get('/me').set('Cookie', cookie).expect(200);
-        expect(recovered.body.user).toEqual({ id: 'alice' });
-      });
-
-      it('answers 503 while the network hangs (the pool and query timeouts bound the wait), then recovers', async () => {
-        const { cookie } = await loggedIn();
-        proxy.cut('hang');
-        const started = Date.now();
-        const response = await request(http.server).get('/me').set('Cookie', cookie);
-        expect(response.status).toBe(503);
-        expect(Date.now() - started).toBeLessThan(5000);
-        proxy.restore();
-        await request(http.server).get('/me').set('Cookie', cookie).expect(200);
-      });
-
-      it('never answers 401 or 200 to a cookie without a database, even for unknown values', async () => {
-        await loggedIn();
-        proxy.cut();
-        const response = await request(http.server)
-          .get('/me')
-          .set('Cookie', 'session_id=' + 'Z'.repeat(43));
-        expect(response.status).toBe(503);
-        // A malformed value needs no database: still a plain 401.
-        await request(http.server).get('/me').set('Cookie', 'session_id=bad value').expect(401);
+    beforeAll(async () => {
+      db = await database.open();
+      proxy = await startTcpProxy(db.url!);
+      http = await bootHttpApp(platform, {
+        database: { type: 'postgres', url: proxy.urlFor(db.url!) },
+        // Fail fast: a dead server must cost a request milliseconds, not the pg default wait.
+        typeorm: { extra: { connectionTimeoutMillis: 1000, query_timeout: 1000, max: 4 } },
+        session: { globalGuard: true },
+        logger,
       });
     });
+    afterAll(async () => {
+      await http?.close();
+      await proxy?.close();
+      await db.dispose();
+    });
+    afterEach(() => proxy.restore());
+
+    async function loggedIn(): Promise<{ cookie: string; value: string }> {
+      const response = await request(http.server).post('/auth/login').send({ userId: 'alice' }).expect(200);
+      const cookie = cookiePair(response);
+      await request(http.server).get('/me').set('Cookie', cookie).expect(200);
+      return { cookie, value: cookie.slice('session_id='.length) };
+    }
+
+    it('answers 503 while the connection is refused, and 200 again once it is back, without a restart', async () => {
+      const { cookie, value } = await loggedIn();
+      logger.lines.length = 0;
+      proxy.cut();
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const response = await request(http.server).get('/me').set('Cookie', cookie);
+        statuses.push(response.status);
+        expect(response.body).toEqual(UNAVAILABLE);
+      }
+      expect(statuses).toEqual([503, 503, 503, 503, 503]);
+      const errors = logger.lines.filter(
+        (line) => line.level === 'error' && line.message.includes('Session lookup failed'),
+      );
+      expect(errors).toHaveLength(5);
+      expect(logger.text()).not.toContain(value);
+      expect(logger.text()).not.toContain(digestOf(value));
+
+      proxy.restore();
+      const recovered = await request(http.server).get('/me').set('Cookie', cookie).expect(200);
+      expect(recovered.body.user).toEqual({ id: 'alice' });
+    });
+
+    it('answers 503 while the network hangs (the pool and query timeouts bound the wait), then recovers', async () => {
+      const { cookie } = await loggedIn();
+      proxy.cut('hang');
+      const started = Date.now();
+      const response = await request(http.server).get('/me').set('Cookie', cookie);
+      expect(response.status).toBe(503);
+      expect(Date.now() - started).toBeLessThan(5000);
+      proxy.restore();
+      await request(http.server).get('/me').set('Cookie', cookie).expect(200);
+    });
+
+    it('never answers 401 or 200 to a cookie without a database, even for unknown values', async () => {
+      await loggedIn();
+      proxy.cut();
+      const response = await request(http.server)
+        .get('/me')
+        .set('Cookie', 'session_id=' + 'Z'.repeat(43));
+      expect(response.status).toBe(503);
+      // A malformed value needs no database: still a plain 401.
+      await request(http.server).get('/me').set('Cookie', 'session_id=bad value').expect(401);
+    });
   });
-}
+});

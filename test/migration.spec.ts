@@ -10,6 +10,7 @@ import {
   sessionMigrations,
 } from '../src/index.js';
 import { POSTGRES_DIRECT, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
+import { describeEachWhere } from './support/requirements.js';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
@@ -149,7 +150,7 @@ describe.each(TEST_DATABASES)('the authenticated_at migration as an upgrade on %
   });
 });
 
-describe.each(POSTGRES_DIRECT)('the TypeORM CLI scripts on %s', (_label, database) => {
+describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', (_label, database) => {
   let db: OpenDatabase;
   const npm = (script: string) =>
     run('npm', ['run', '--silent', script], {

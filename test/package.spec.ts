@@ -4,16 +4,19 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { POSTGRES_DIRECT, type OpenDatabase } from './support/databases.js';
+import { describeEachWhere } from './support/requirements.js';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
+
+const TITLE = 'the packed package, installed into a separate Nest app (%s)';
 
 /**
  * The package as users get it: `npm pack`, installed into a separate app by npm,
  * imported by name, the seed's SessionService methods run against PostgreSQL (every method,
  * on both ends of the peer range, Express and Fastify: `npm run test:consumers`, in .ci/run).
  */
-describe.each(POSTGRES_DIRECT)('the packed package, installed into a separate Nest app (%s)', (_label, database) => {
+describeEachWhere(POSTGRES_DIRECT, 'postgres', TITLE, (_label, database) => {
   let db: OpenDatabase;
   let appDir: string;
 

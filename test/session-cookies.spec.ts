@@ -1,5 +1,12 @@
+import { Body, Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import request from 'supertest';
-import { SessionConfigurationError } from '../src/index.js';
+import {
+  Public,
+  SessionConfigurationError,
+  SessionCookies,
+  type SessionCookieResponse,
+  type SessionRequest,
+} from '../src/index.js';
 import { resolveSessionOptions } from '../src/session.options.js';
 import {
   putSetCookie,
@@ -7,7 +14,17 @@ import {
   readSingleCookieValue,
   serializeSetCookie,
 } from '../src/session-cookie-header.js';
-import { bootHttpApp, cookiePair, digestOf, HTTP_PLATFORMS, type HttpApp, setCookies } from './support/http-app.js';
+import {
+  AuthFixtureController,
+  bootHttpApp,
+  cookiePair,
+  digestOf,
+  GuardedFixtureController,
+  HTTP_PLATFORMS,
+  type HttpApp,
+  ProfileFixtureController,
+  setCookies,
+} from './support/http-app.js';
 import { TEST_DATABASES, type OpenDatabase } from './support/databases.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -90,6 +107,32 @@ describe('the Cookie header reader', () => {
   });
 });
 
+/**
+ * "Log in as someone else" in one request: logout, then login, on one response that
+ * already carries another cookie. The second session cookie must replace the first
+ * (on Fastify, `reply.header('set-cookie')` appends unless the old one is removed).
+ */
+@Controller('switch-user')
+class SwitchUserController {
+  constructor(@Inject(SessionCookies) private readonly cookies: SessionCookies) {}
+
+  @Public()
+  @Post()
+  @HttpCode(200)
+  async switchUser(
+    @Req() incoming: SessionRequest,
+    @Body() body: { userId: string },
+    @Res({ passthrough: true }) response: SessionCookieResponse,
+  ) {
+    const other = 'theme=dark; Path=/';
+    if (typeof response.setHeader === 'function') response.setHeader('Set-Cookie', [other]);
+    else response.header!('set-cookie', other);
+    await this.cookies.logout(incoming, response);
+    await this.cookies.login(response, body.userId);
+    return { ok: true };
+  }
+}
+
 describe.each(HTTP_PLATFORMS)('SessionCookies on %s', (_platformLabel, platform) => {
   describe.each(TEST_DATABASES)('with %s', (_databaseLabel, database) => {
     let db: OpenDatabase;
@@ -101,7 +144,16 @@ describe.each(HTTP_PLATFORMS)('SessionCookies on %s', (_platformLabel, platform)
     describe('with the default cookie attributes (NODE_ENV=test)', () => {
       let http: HttpApp;
       beforeAll(async () => {
-        http = await bootHttpApp(platform, { database: db.options, session: { globalGuard: true, ttl: 2 * HOUR } });
+        http = await bootHttpApp(platform, {
+          database: db.options,
+          session: { globalGuard: true, ttl: 2 * HOUR },
+          controllers: [
+            AuthFixtureController,
+            ProfileFixtureController,
+            GuardedFixtureController,
+            SwitchUserController,
+          ],
+        });
       });
       afterAll(() => http.close());
       afterEach(() => http.dataSource.query('DELETE FROM sessions'));
@@ -202,6 +254,25 @@ describe.each(HTTP_PLATFORMS)('SessionCookies on %s', (_platformLabel, platform)
         await request(http.server).get('/me').set('Cookie', cookie).expect(401);
         const me = await request(http.server).get('/me').set('Cookie', rotated).expect(200);
         expect(me.body.sessionId).toBe(digestOf(newValue));
+      });
+
+      it('logout then login on one response sends one session cookie, the new one, and keeps the other cookies', async () => {
+        const { cookie: old } = await login('alice');
+        const response = await request(http.server)
+          .post('/switch-user')
+          .set('Cookie', old)
+          .send({ userId: 'bob' })
+          .expect(200);
+        const lines = setCookies(response);
+        const sessionLines = lines.filter((line) => line.startsWith('session_id='));
+        // Not the cleared cookie followed by the new one: only the new one.
+        expect(sessionLines).toEqual([expect.stringMatching(/^session_id=[A-Za-z0-9_-]{43}; /)]);
+        expect(lines).toEqual(['theme=dark; Path=/', sessionLines[0]]);
+        const fresh = cookiePair(response);
+        await request(http.server).get('/me').set('Cookie', old).expect(401);
+        const me = await request(http.server).get('/me').set('Cookie', fresh).expect(200);
+        expect(me.body.user).toEqual({ id: 'bob' });
+        expect((await rows()).map((row) => row.user)).toEqual(['bob']);
       });
     });
 

@@ -286,24 +286,48 @@ describe.each([POSTGRES_ONLY[0] ?? TEST_DATABASES[0]])('SessionPurgeService wiri
   it('shutdown waits for the running batch, then the run stops', async () => {
     const subject = await boot(db, { cron: CUSTOM_CRON, batchSize: 10 });
     const store = subject.app.get(SessionStore);
+    const events: string[] = [];
     let release!: () => void;
     const batch = jest.spyOn(store, 'purgeExpiredBatch').mockImplementation(
       () =>
         new Promise((resolve) => {
-          release = () => resolve({ locked: true, found: 10, deleted: 10, lastExpires: null });
+          release = () => {
+            events.push('batch done');
+            resolve({ locked: true, found: 10, deleted: 10, lastExpires: null });
+          };
         }),
     );
+    // TypeORM closes the connection in onApplicationShutdown: the batch must be done by then.
+    const destroy = subject.dataSource.destroy.bind(subject.dataSource);
+    jest.spyOn(subject.dataSource, 'destroy').mockImplementation(() => {
+      events.push('connection closed');
+      return destroy();
+    });
+    // Barrier: the purge's shutdown hook has begun, and its promise is at hand (boxed, or the
+    // barrier would adopt it and wait for the hook to finish).
+    let hookEntered!: (hook: { waiting: Promise<void> }) => void;
+    const hook = new Promise<{ waiting: Promise<void> }>((resolve) => (hookEntered = resolve));
+    const beforeShutdown = subject.purge.beforeApplicationShutdown.bind(subject.purge);
+    jest.spyOn(subject.purge, 'beforeApplicationShutdown').mockImplementation(() => {
+      const waiting = beforeShutdown();
+      hookEntered({ waiting });
+      return waiting;
+    });
     const log = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
     const run = subject.purge.purgeExpired();
-    let closed = false;
-    const closing = subject.app.close().then(() => {
-      closed = true;
-    });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(closed).toBe(false);
+    const closing = subject.app.close().then(() => events.push('app closed'));
+
+    const { waiting } = await hook;
+    let hookDone = false;
+    void waiting.then(() => (hookDone = true));
+    // One full turn of the event loop: a hook that did not wait would have settled by now.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(hookDone).toBe(false);
+    expect(events).toEqual([]);
 
     release();
     await closing;
+    expect(events).toEqual(['batch done', 'connection closed', 'app closed']);
     expect(await run).toBe(10);
     expect(batch).toHaveBeenCalledTimes(1);
     expect(log).toHaveBeenCalledWith(expect.stringMatching(/stopped early for application shutdown$/));

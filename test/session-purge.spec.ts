@@ -7,6 +7,7 @@ import { SessionPurgeService, SessionService, type SessionPurgeOptions } from '.
 import { PURGE_LOCK_NAMESPACE, type PurgeBatch, SessionStore } from '../src/session.store.js';
 import { compileSessionModule } from './support/apps.js';
 import { POSTGRES_ONLY, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
+import { describeEachWhere } from './support/requirements.js';
 import { fakeDateOnly } from './support/fake-date.js';
 
 /** A schedule that does not fire while the suite runs (00:00:00 on 29 February), so only the test purges. */
@@ -236,7 +237,7 @@ describe.each(TEST_DATABASES)('SessionPurgeService on %s', (_label, database) =>
   });
 });
 
-describe.each(POSTGRES_ONLY)('SessionPurgeService across instances on %s', (_label, database) => {
+describeEachWhere(POSTGRES_ONLY, 'postgres', 'SessionPurgeService across instances on %s', (_label, database) => {
   let db: OpenDatabase;
   let first: PurgeApp;
   let second: PurgeApp;

@@ -13,6 +13,7 @@ import {
 import { typeOrmRoot } from './support/apps.js';
 import { digestOf } from './support/http-app.js';
 import { POSTGRES_ONLY, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
+import { describeEachWhere } from './support/requirements.js';
 
 const HOUR = 3_600_000;
 
@@ -136,7 +137,7 @@ describe.each(TEST_DATABASES)('SessionModule on %s', (_label, database) => {
   });
 });
 
-describe.each(POSTGRES_ONLY)('SessionModule with a named data source on %s', (_label, database) => {
+describeEachWhere(POSTGRES_ONLY, 'postgres', 'SessionModule with a named data source on %s', (_label, database) => {
   let main: OpenDatabase;
   let auth: OpenDatabase;
 

@@ -2,8 +2,10 @@ import { Controller, Get, type INestApplication, Module, UseGuards } from '@nest
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { getDataSourceToken } from '@nestjs/typeorm';
+import type { Server } from 'node:http';
+import request from 'supertest';
 import type { DataSource } from 'typeorm';
-import { AuthGuard, SessionConfigurationError, SessionModule } from '../../src/index.js';
+import { AuthGuard, SessionConfigurationError, SessionModule, SessionService } from '../../src/index.js';
 import { typeOrmRoot } from '../support/apps.js';
 import { TEST_DATABASES, type OpenDatabase } from '../support/databases.js';
 import { CapturingLogger } from '../support/http-app.js';
@@ -90,6 +92,16 @@ describe.each(TEST_DATABASES)('starting without the sessions migration on %s', (
       expect(await dataSource.query(`SELECT to_regclass('sessions') IS NOT NULL AS present`)).toEqual([
         { present: true },
       ]);
+      // It serves: the guard answers from the table, 401 without a session and 200 with one.
+      const server = app.getHttpServer() as Server;
+      await request(server).get('/me').expect(401);
+      const cookieValue = await app.get(SessionService).createSessionForUser('alice');
+      await request(server).get('/me').set('Cookie', `session_id=${cookieValue}`).expect(200, { ok: true });
+      await request(server)
+        .get('/me')
+        .set('Cookie', 'session_id=' + 'Z'.repeat(43))
+        .expect(401);
+      expect(logger.lines.filter((line) => line.level === 'error')).toEqual([]);
     } finally {
       await app.close();
     }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { bootHttpApp, CapturingLogger, HTTP_PLATFORMS, type HttpApp } from '../support/http-app.js';
 import { POSTGRES_DIRECT, type OpenDatabase } from '../support/databases.js';
+import { describeWhere, describeEachWhere, postgresBinDir } from '../support/requirements.js';
 import { type Sample, sleep, startLoad, statusCounts } from './load.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './throwaway-postgres.js';
 
@@ -127,10 +128,12 @@ async function issueSessions(http: HttpApp): Promise<string[]> {
 }
 
 // PostgreSQL only: PGlite lives in the test process and cannot go down.
-if (POSTGRES_DIRECT.length === 0) test.todo('database outage: needs DATABASE_URL (a PostgreSQL server)');
-else
-  describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform) => {
-    describe.each(POSTGRES_DIRECT)('with %s connections killed by pg_terminate_backend', (_databaseLabel, database) => {
+describe.each(HTTP_PLATFORMS)('database outage on %s', (_platformLabel, platform) => {
+  describeEachWhere(
+    POSTGRES_DIRECT,
+    'postgres',
+    'with %s connections killed by pg_terminate_backend',
+    (_databaseLabel, database) => {
       let db: OpenDatabase;
       let http: HttpApp;
       let admin: pg.Client;
@@ -211,9 +214,15 @@ else
         expect(statusCounts(after)).toEqual({ 200: after.length });
         expect(await http.dataSource.query('SELECT count(*)::int AS n FROM sessions')).toEqual([{ n: SESSIONS }]);
       });
-    });
+    },
+  );
 
-    describe.each(POSTGRES_DIRECT)('with the server stopped and restarted (%s, a throwaway cluster)', () => {
+  // Needs only the server binaries: the cluster is its own, not DATABASE_URL's.
+  describeWhere(
+    postgresBinDir() !== null,
+    'postgresBinaries',
+    'with the server stopped and restarted (a throwaway cluster)',
+    () => {
       let server: ThrowawayPostgres;
       let http: HttpApp;
       const logger = new CapturingLogger();
@@ -242,5 +251,6 @@ else
         report('server crashed (pg_ctl stop -m immediate) and restarted', platform, figures);
         await expectFailedClosedAndRecovered(http, cookies, figures, logger);
       }, 60_000);
-    });
-  });
+    },
+  );
+});

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../support/pgbouncer.js';
+import { postgresBinDir, REQUIREMENTS } from '../support/requirements.js';
 
 const run = promisify(execFile);
 
@@ -24,12 +25,11 @@ export interface ThrowawayPostgres {
   destroy(): Promise<void>;
 }
 
-/** The directory of initdb/pg_ctl: Debian keeps them out of PATH, under /usr/lib/postgresql/<major>/bin. */
+/** The directory of initdb/pg_ctl; specs gate on `postgresBinDir() !== null` (requirement `postgresBinaries`). */
 function postgresBinaries(): string {
-  const root = '/usr/lib/postgresql';
-  const majors = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
-  for (const major of majors) if (existsSync(join(root, major, 'bin', 'pg_ctl'))) return join(root, major, 'bin');
-  throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install postgresql)');
+  const bin = postgresBinDir();
+  if (bin === null) throw new Error(`PostgreSQL server binaries not found: ${REQUIREMENTS.postgresBinaries}`);
+  return bin;
 }
 
 export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {

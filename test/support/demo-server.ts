@@ -1,19 +1,20 @@
 // The demo server (example/) as a child process, where it keeps its data, and how the
 // browser specs launch Chromium: shared by the demo's browser specs.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LaunchOptions } from 'playwright-core';
+import { buildPackageIfStale } from './build-package.js';
 import { POSTGRES_URL, postgresAt } from './databases.js';
+import { CHROMIUM_PATH } from './requirements.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 // playwright-core gives every launch a fresh temporary --user-data-dir of its own (and refuses one in args).
 export const CHROMIUM_LAUNCH_OPTIONS: LaunchOptions = {
-  executablePath: CHROMIUM,
+  executablePath: CHROMIUM_PATH,
   args: [
     '--headless',
     '--no-sandbox',
@@ -124,12 +125,10 @@ export class DemoServer {
 
 /**
  * Compiles the demo with tsc (decorator metadata); it imports the package by name, through
- * its exports map, so dist/ must exist: fails with the command that makes it otherwise.
+ * its exports map, so the package is built first when dist/ is missing or stale.
  */
 export function compileDemo(): void {
-  if (!existsSync(join(ROOT, 'dist/index.js'))) {
-    throw new Error('dist/ is missing: the demo imports the built package. Run `npm run build` first.');
-  }
+  buildPackageIfStale();
   execFileSync(
     process.execPath,
     [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'example/tsconfig.json')],

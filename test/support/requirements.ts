@@ -1,5 +1,9 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+
+// Only Node built-ins here: the jest global setup and teardown load this file too, outside
+// jest's module mapping (see test/support/global-setup.ts), where sibling imports fail.
 
 /**
  * What a suite needs beyond Node.js, and the command that provides it. With nothing
@@ -18,6 +22,19 @@ export const REQUIREMENTS = {
 export type Requirement = keyof typeof REQUIREMENTS;
 
 export const CI = process.env.CI === 'true';
+
+/**
+ * The file the global setup names in `$NTS_SKIP_REPORT`: one JSON line per skipped suite,
+ * which the global teardown prints at the end of the run (jest's default reporter shows
+ * skipped titles only when a single file runs).
+ */
+export const SKIP_REPORT_ENV = 'NTS_SKIP_REPORT';
+
+/** One line of the skip report. */
+export interface SkippedSuite {
+  name: string;
+  requirement: Requirement;
+}
 
 /**
  * `describe.each(table)(name, fn)`, or, when `table` is empty because `requirement` is
@@ -56,15 +73,69 @@ function skipOrFail(name: string, requirement: Requirement): void {
     return;
   }
   test.skip(`${name} — skipped: needs ${needs}`, () => undefined);
+  const report = process.env[SKIP_REPORT_ENV];
+  if (report) appendFileSync(report, `${JSON.stringify({ name, requirement } satisfies SkippedSuite)}\n`);
 }
 
-/** The directory of initdb/pg_ctl (Debian keeps them under /usr/lib/postgresql/<major>/bin), or null. */
+/**
+ * The directory of initdb/pg_ctl, or null: Debian keeps them off PATH under
+ * /usr/lib/postgresql/<major>/bin (newest major first); elsewhere `pg_config --bindir`, or
+ * the directory of `pg_ctl` on PATH.
+ */
 export function postgresBinDir(): string | null {
   const root = '/usr/lib/postgresql';
   const majors = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
   for (const major of majors) if (existsSync(join(root, major, 'bin', 'pg_ctl'))) return join(root, major, 'bin');
+  for (const lookup of ['pg_config --bindir', 'dirname "$(command -v pg_ctl)"']) {
+    try {
+      const dir = execFileSync('sh', ['-c', lookup], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      if (dir && existsSync(join(dir, 'pg_ctl')) && existsSync(join(dir, 'initdb'))) return dir;
+    } catch {
+      // not installed this way
+    }
+  }
   return null;
 }
 
 /** The Chromium the browser specs drive. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/** Whether the browser specs can run (`CHROMIUM_PATH`, default Debian's `/usr/bin/chromium`, exists). */
+export const CHROMIUM_AVAILABLE = existsSync(CHROMIUM_PATH);
+
+/** Where the global setup leaves the run's services for the global teardown (same process). */
+export const SERVICES_REPORT = Symbol.for('nestjs-typeorm-session.test.services');
+
+/** One service of the run: present (and where), or null with the requirement that provides it. */
+export interface ServiceLine {
+  label: string;
+  present: string | null;
+  requirement: Requirement;
+}
+
+/** The "services for this run" block the global setup and teardown print. */
+export function formatServices(services: ServiceLine[]): string {
+  const width = Math.max(...services.map((service) => service.label.length));
+  const state = (service: ServiceLine) =>
+    service.present === null ? `skipped — needs ${REQUIREMENTS[service.requirement]}` : `present: ${service.present}`;
+  return [
+    'Services for this run:',
+    ...services.map((service) => `  ${service.label.padEnd(width)}  ${state(service)}`),
+  ].join('\n');
+}
+
+/** The suites a run skipped, grouped by what they need (from the lines of `$NTS_SKIP_REPORT`). */
+export function formatSkipped(skipped: SkippedSuite[]): string {
+  if (skipped.length === 0) return 'Skipped suites: none.';
+  const lines = [`Skipped suites (${skipped.length}; not failures — CI=true runs them all):`];
+  for (const requirement of Object.keys(REQUIREMENTS) as Requirement[]) {
+    const names = [...new Set(skipped.filter((suite) => suite.requirement === requirement).map((suite) => suite.name))];
+    if (names.length === 0) continue;
+    lines.push(`  needing ${REQUIREMENTS[requirement]}`);
+    for (const name of names) {
+      const times = skipped.filter((suite) => suite.requirement === requirement && suite.name === name).length;
+      lines.push(`    ○ ${name}${times > 1 ? ` (×${times})` : ''}`);
+    }
+  }
+  return lines.join('\n');
+}
