@@ -27,6 +27,16 @@ export class Session {
   @Column({ type: 'timestamptz' })
   expires!: Date;
 
+  /**
+   * When the user last proved who they are: the login that created the session, or the
+   * last `SessionService.reauthenticate`. `rotate` keeps it; sliding expiry never moves it.
+   * `@RequireRecentLogin(maxAgeMs)` measures from it. (Nullable in SQL only so that an
+   * instance still running the previous version can insert rows during a rolling deploy;
+   * the package reads a NULL as `created`, and always returns a Date here.)
+   */
+  @Column({ type: 'timestamptz', name: 'authenticated_at', nullable: true })
+  authenticatedAt!: Date;
+
   /** True when `expires` is at or before `now` (the application clock unless given). */
   isExpired(now: Date = new Date()): boolean {
     return this.expires.getTime() <= now.getTime();

@@ -11,7 +11,14 @@ interface SessionRow {
   user: string;
   created: Date;
   expires: Date;
+  authenticatedAt: Date;
 }
+
+/**
+ * `authenticated_at` as the package reads it: a row an instance of the previous version
+ * inserted during a rolling deploy has none, and its login was its creation.
+ */
+const AUTHENTICATED_AT = 'coalesce(authenticated_at, created)';
 
 /**
  * The guard's lookup reads times as whole epoch milliseconds (float8, which pg and PGlite
@@ -20,13 +27,16 @@ interface SessionRow {
  */
 const LOOKUP_COLUMNS =
   `"user", floor(extract(epoch FROM created) * 1000)::float8 AS created, ` +
-  `floor(extract(epoch FROM expires) * 1000)::float8 AS expires, floor(extract(epoch FROM now()) * 1000)::float8 AS "now"`;
+  `floor(extract(epoch FROM expires) * 1000)::float8 AS expires, ` +
+  `floor(extract(epoch FROM ${AUTHENTICATED_AT}) * 1000)::float8 AS "authenticatedAt", ` +
+  `floor(extract(epoch FROM now()) * 1000)::float8 AS "now"`;
 
 /** @internal A row of the guard's lookup: times in epoch milliseconds. */
 interface LookupRow {
   user: string;
   created: number;
   expires: number;
+  authenticatedAt: number;
   now: number;
 }
 
@@ -54,7 +64,11 @@ export interface SessionLookup {
   databaseNow: Date;
 }
 
-const COLUMNS = `id, "user", created, expires`;
+/** What every query but the lookup reads back. */
+const COLUMNS = `id, "user", created, expires, ${AUTHENTICATED_AT} AS "authenticatedAt"`;
+
+/** What inserts write. */
+const INSERT_COLUMNS = `id, "user", created, expires, authenticated_at`;
 
 /**
  * @internal First key of the purge's advisory lock (ASCII "sess"); the second is the
@@ -162,19 +176,20 @@ export class SessionStore {
   }
 
   async insert(row: SessionRow): Promise<void> {
-    await this.dataSource.query(`INSERT INTO ${this.table} (${COLUMNS}) VALUES ($1, $2, $3, $4)`, [
+    await this.dataSource.query(`INSERT INTO ${this.table} (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5)`, [
       row.id,
       row.user,
       row.created,
       row.expires,
+      row.authenticatedAt,
     ]);
   }
 
   /** Inserts a session created now (database clock) living `ttlMs`, capped at `maxLifetimeMs`. */
   async insertNow(id: string, user: string, ttlMs: number, maxLifetimeMs: number | null): Promise<Session> {
     const rows: SessionRow[] = await this.dataSource.query(
-      `INSERT INTO ${this.table} (${COLUMNS})
-       VALUES ($1, $2, now(), now() + LEAST($3::float8, $4::float8) * interval '1 millisecond')
+      `INSERT INTO ${this.table} (${INSERT_COLUMNS})
+       VALUES ($1, $2, now(), now() + LEAST($3::float8, $4::float8) * interval '1 millisecond', now())
        RETURNING ${COLUMNS}`,
       [id, user, ttlMs, maxLifetimeMs ?? ttlMs],
     );
@@ -285,14 +300,21 @@ export class SessionStore {
 
   /**
    * Atomically replaces live session `oldId` by `newId` (same user, created and
-   * expires). Concurrent rotations of one id: exactly one wins, the others get null.
+   * expires; `authenticated_at` kept, or set to `now()` with `reauthenticated`).
+   * Concurrent rotations of one id: exactly one wins, the others get null.
    * A session past `created + maxLifetimeMs` is not live: it is not rotated.
    */
-  async replaceId(oldId: string, newId: string, maxLifetimeMs: number | null): Promise<Session | null> {
+  async replaceId(
+    oldId: string,
+    newId: string,
+    maxLifetimeMs: number | null,
+    reauthenticated = false,
+  ): Promise<Session | null> {
     const rows: SessionRow[] = await this.dataSource.query(
       `WITH old AS (DELETE FROM ${this.table} WHERE id = $1 AND expires > now() ${liveCreatedClause(maxLifetimeMs, 3)}
-                    RETURNING "user", created, expires)
-       INSERT INTO ${this.table} (${COLUMNS}) SELECT $2, "user", created, expires FROM old
+                    RETURNING "user", created, expires, ${AUTHENTICATED_AT} AS authenticated_at)
+       INSERT INTO ${this.table} (${INSERT_COLUMNS})
+       SELECT $2, "user", created, expires, ${reauthenticated ? 'now()' : 'authenticated_at'} FROM old
        RETURNING ${COLUMNS}`,
       maxLifetimeMs === null ? [oldId, newId] : [oldId, newId, maxLifetimeMs],
     );
@@ -345,11 +367,15 @@ function liveCreatedClause(maxLifetimeMs: number | null, param: number): string 
 }
 
 /** A `Session` entity from a row: times as `Date`s, or as the lookup's epoch milliseconds. */
-function toSession(id: string, row: Pick<SessionRow | LookupRow, 'user' | 'created' | 'expires'>): Session {
+function toSession(
+  id: string,
+  row: Pick<SessionRow | LookupRow, 'user' | 'created' | 'expires' | 'authenticatedAt'>,
+): Session {
   const session = new Session();
   session.id = id;
   session.user = row.user;
   session.created = new Date(row.created);
   session.expires = new Date(row.expires);
+  session.authenticatedAt = new Date(row.authenticatedAt);
   return session;
 }

@@ -1,11 +1,20 @@
 import { CreateSessionsTable1770095236000 } from './1770095236000-create-sessions-table.js';
+import { AddSessionAuthenticatedAt1770400000000 } from './1770400000000-add-session-authenticated-at.js';
 import { AddSessionCacheTrigger1770500000000 } from './1770500000000-add-session-cache-trigger.js';
 
-export { AddSessionCacheTrigger1770500000000, CreateSessionsTable1770095236000 };
+export {
+  AddSessionAuthenticatedAt1770400000000,
+  AddSessionCacheTrigger1770500000000,
+  CreateSessionsTable1770095236000,
+};
 
 /**
  * Every migration this package ships, in order: spread it into your DataSource's
  * `migrations` (`migrations: [...sessionMigrations, ...yours]`).
  * @publicApi
  */
-export const sessionMigrations = [CreateSessionsTable1770095236000, AddSessionCacheTrigger1770500000000];
+export const sessionMigrations = [
+  CreateSessionsTable1770095236000,
+  AddSessionAuthenticatedAt1770400000000,
+  AddSessionCacheTrigger1770500000000,
+];
