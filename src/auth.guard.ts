@@ -9,9 +9,17 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { type CrossOriginReason, crossOriginRefusal } from './cross-origin.js';
 import { describeDatabaseError } from './errors.js';
-import { httpExchange } from './http-exchange.js';
-import { NO_SESSION_CACHE_KEY, PUBLIC_ROUTE_KEY, SESSION_OPTIONS } from './session.constants.js';
+import { type HttpExchange, httpExchange } from './http-exchange.js';
+import {
+  NO_SESSION_CACHE_KEY,
+  PUBLIC_ROUTE_KEY,
+  RECENT_LOGIN_KEY,
+  SESSION_OPTIONS,
+  SKIP_CROSS_ORIGIN_CHECK_KEY,
+} from './session.constants.js';
+import { CrossOriginRequestException, RecentLoginRequiredException } from './session.exceptions.js';
 import { CURRENT_SESSION_KEY } from './session.decorators.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionService, type SessionValidation } from './session.service.js';
@@ -35,6 +43,12 @@ import { readSingleCookieValue } from './session-cookie-header.js';
  *   403 for a banned user); any other error is a 503 like a session-store failure
  *   (typically the users table being unreachable), logged the same way.
  *
+ * - 403 `CrossOriginRequestException` (`code: 'CROSS_ORIGIN_REQUEST'`): a state-changing
+ *   request another origin made (`crossOriginProtection`, on by default). Checked first,
+ *   before any query, on `@Public()` routes too unless `@SkipCrossOriginCheck()`.
+ * - 403 `RecentLoginRequiredException` (`code: 'RECENT_LOGIN_REQUIRED'`): a live session on a
+ *   `@RequireRecentLogin(maxAgeMs)` route whose last login is older than that.
+ *
  * - GraphQL resolvers (over HTTP) are guarded the same way: the request is read from
  *   the GraphQL context (`req`, as Nest's Apollo driver puts it there).
  * - Calls with no HTTP request (RPC, WebSockets) are denied (`false`: Nest answers with
@@ -50,6 +64,9 @@ export class AuthGuard implements CanActivate {
   private readonly logger = new Logger('AuthGuard');
   private readonly cookieName: string;
   private readonly resolveUser: ResolvedSessionOptions['resolveUser'];
+  private readonly crossOrigin: ResolvedSessionOptions['crossOriginProtection'];
+  /** Refusal reasons already logged: one line per reason, so forged requests cannot flood the log. */
+  private readonly loggedRefusals = new Set<CrossOriginReason>();
 
   constructor(
     @Inject(SessionService) private readonly sessions: SessionService,
@@ -59,9 +76,11 @@ export class AuthGuard implements CanActivate {
   ) {
     this.cookieName = options.cookieName;
     this.resolveUser = options.resolveUser;
+    this.crossOrigin = options.crossOriginProtection;
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
+    this.refuseCrossOrigin(context);
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE_KEY, [context.getHandler(), context.getClass()])) {
       return true;
     }
@@ -88,6 +107,7 @@ export class AuthGuard implements CanActivate {
     }
     if (!validation.valid) throw new UnauthorizedException();
     const { session, renewedExpires } = validation;
+    this.requireRecentLogin(context, validation, cookieValue, response);
 
     let user: unknown;
     try {
@@ -107,5 +127,52 @@ export class AuthGuard implements CanActivate {
       this.cookies.setCookie(response, cookieValue, renewedExpires);
     }
     return true;
+  }
+
+  /** Throws the 403 of `crossOriginProtection`, before the session is even read. */
+  private refuseCrossOrigin(context: ExecutionContext): void {
+    if (this.crossOrigin === null) return;
+    const request = httpExchange(context)?.request;
+    if (!request?.headers) return;
+    const reason = crossOriginRefusal(request.method, request.headers, this.crossOrigin.trustedOrigins);
+    if (reason === null) return;
+    if (
+      this.reflector.getAllAndOverride<boolean>(SKIP_CROSS_ORIGIN_CHECK_KEY, [context.getHandler(), context.getClass()])
+    ) {
+      return;
+    }
+    if (!this.loggedRefusals.has(reason)) {
+      this.loggedRefusals.add(reason);
+      // Method, path and the two headers, quoted and cut short (they are the sender's text):
+      // never the cookie, nor the query string.
+      const quoted = (text: unknown) => (text === undefined ? 'none' : JSON.stringify(String(text).slice(0, 200)));
+      const { origin, 'sec-fetch-site': site } = request.headers;
+      this.logger.warn(
+        `Refused a cross-origin ${request.method} ${quoted((request.url ?? '').split('?')[0])} (${reason}: ` +
+          `Sec-Fetch-Site ${quoted(site)}, Origin ${quoted(origin)}); further refusals for this reason are not logged.`,
+      );
+    }
+    throw new CrossOriginRequestException(reason);
+  }
+
+  /** Throws the 403 of `@RequireRecentLogin(maxAgeMs)` when the last login is older, by the database clock. */
+  private requireRecentLogin(
+    context: ExecutionContext,
+    validation: SessionValidation & { valid: true },
+    cookieValue: string,
+    response: HttpExchange['response'],
+  ): void {
+    const maxAgeMs = this.reflector.getAllAndOverride<number | undefined>(RECENT_LOGIN_KEY, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    if (maxAgeMs === undefined) return;
+    const { session, checkedAt, renewedExpires } = validation;
+    if (checkedAt.getTime() - session.authenticatedAt.getTime() <= maxAgeMs) return;
+    // The session is live and may just have been renewed: the browser must learn the new expiry anyway.
+    if (renewedExpires !== null && response !== undefined) {
+      this.cookies.setCookie(response, cookieValue, renewedExpires);
+    }
+    throw new RecentLoginRequiredException(maxAgeMs);
   }
 }

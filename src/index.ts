@@ -3,6 +3,7 @@ export { SessionModule } from './session.module.js';
 export type {
   SessionCacheOptions,
   SessionCookieOptions,
+  SessionCrossOriginOptions,
   SessionDeviceInfoOptions,
   SessionModuleAsyncOptions,
   SessionModuleExtras,
@@ -16,12 +17,28 @@ export { SessionService } from './session.service.js';
 export { AuthGuard } from './auth.guard.js';
 export { SessionCookies } from './session-cookies.js';
 export type { SessionCookieResponse } from './session-cookies.js';
-export { CURRENT_SESSION_KEY, CurrentSession, CurrentUser, NoSessionCache, Public } from './session.decorators.js';
+export {
+  CURRENT_SESSION_KEY,
+  CurrentSession,
+  CurrentUser,
+  NoSessionCache,
+  Public,
+  RequireRecentLogin,
+  SkipCrossOriginCheck,
+} from './session.decorators.js';
+export {
+  CROSS_ORIGIN_REQUEST,
+  CrossOriginRequestException,
+  RECENT_LOGIN_REQUIRED,
+  RecentLoginRequiredException,
+} from './session.exceptions.js';
+export type { CrossOriginReason } from './cross-origin.js';
 export type { SessionRequest } from './session.decorators.js';
 export { SessionPurgeService } from './session-purge.service.js';
 export type { IssuedSession, SessionValidation } from './session.service.js';
 export type { SessionDevice } from './session-device.js';
 export {
+  AddSessionAuthenticatedAt1770400000000,
   AddSessionCacheTrigger1770500000000,
   AddSessionDeviceInfo1770600000000,
   CreateSessionsTable1770095236000,

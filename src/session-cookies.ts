@@ -100,6 +100,23 @@ export class SessionCookies {
   }
 
   /**
+   * After the app has checked the user's password again: marks the request's session as
+   * freshly authenticated (`authenticatedAt` = the database's `now()`, for
+   * `@RequireRecentLogin` routes) under a fresh id, and sets the new cookie; the old value
+   * stops working at once. Returns the new cookie value, or null (cookie untouched) when
+   * the request has no live session.
+   */
+  async reauthenticate(request: SessionRequest, response: SessionCookieResponse): Promise<string | null> {
+    const cookieValue = this.getCookieValue(request);
+    if (cookieValue === null) return null;
+    const renewed = await this.sessions.reauthenticateSession(cookieValue);
+    if (!renewed) return null;
+    this.setCookie(response, renewed.cookieValue, renewed.session.expires);
+    if (request[CURRENT_SESSION_KEY]) request[CURRENT_SESSION_KEY] = renewed.session;
+    return renewed.cookieValue;
+  }
+
+  /**
    * The session cookie value the request carries, or null when there is none or it
    * is ambiguous (sent several times with different values). For
    * `SessionService.deleteOtherSessions(userId, cookieValue)` and the like.

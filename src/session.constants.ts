@@ -20,6 +20,12 @@ export const SESSION_TOKEN_BYTES = 32;
 /** Metadata key set by `@Public()`; namespaced so it cannot collide with other libraries. */
 export const PUBLIC_ROUTE_KEY = 'SESSION:PUBLIC';
 
+/** Metadata key set by `@SkipCrossOriginCheck()`. */
+export const SKIP_CROSS_ORIGIN_CHECK_KEY = 'SESSION:SKIP_CROSS_ORIGIN_CHECK';
+
+/** Metadata key set by `@RequireRecentLogin(maxAgeMs)`: the most milliseconds since the last login. */
+export const RECENT_LOGIN_KEY = 'SESSION:RECENT_LOGIN';
+
 /**
  * The name the purge job is registered under in `SchedulerRegistry` (for a module bound to
  * a named data source: this name, a colon and the data source's name).

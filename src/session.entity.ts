@@ -31,6 +31,16 @@ export class Session {
   expires!: Date;
 
   /**
+   * When the user last proved who they are: the login that created the session, or the
+   * last `SessionService.reauthenticate`. `rotate` keeps it; sliding expiry never moves it.
+   * `@RequireRecentLogin(maxAgeMs)` measures from it. (Nullable in SQL only so that an
+   * instance still running the previous version can insert rows during a rolling deploy;
+   * the package reads a NULL as `created`, and always returns a Date here.)
+   */
+  @Column({ type: 'timestamptz', name: 'authenticated_at', nullable: true })
+  authenticatedAt!: Date;
+
+  /**
    * The `User-Agent` of the login request (control characters removed, at most 512
    * bytes), kept as sent: parse it for display. Null for sessions created without one,
    * before this column existed, or with `deviceInfo.userAgent: false`.

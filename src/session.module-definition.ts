@@ -116,6 +116,21 @@ export interface SessionModuleOptions {
    * Default: false (one query per guarded request). See docs/cache.md.
    */
   cache?: boolean | SessionCacheOptions;
+  /**
+   * `AuthGuard` refuses (403, `code: 'CROSS_ORIGIN_REQUEST'`) state-changing requests that
+   * another origin made (forged cross-site requests), from `Sec-Fetch-Site`, else `Origin`
+   * vs `Host`, as Go's `net/http.CrossOriginProtection`; checked before the session lookup, on
+   * every route the guard runs on, `@Public()` ones included (exempt one with
+   * `@SkipCrossOriginCheck()`). `{ trustedOrigins }` lists origins allowed to post anyway
+   * (`https://admin.example.com`). Default: true. `false` turns it off.
+   */
+  crossOriginProtection?: boolean | SessionCrossOriginOptions;
+}
+
+/** Options of `crossOriginProtection`. @publicApi */
+export interface SessionCrossOriginOptions {
+  /** Origins (`scheme://host[:port]`) whose requests pass although they are cross-origin. Default: none. */
+  trustedOrigins?: string[];
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   DEFAULT_PURGE_CRON,
   DEFAULT_SESSION_TTL_MS,
 } from './session.constants.js';
+import { resolveTrustedOrigins } from './cross-origin.js';
 import { SessionConfigurationError } from './errors.js';
 import type { SessionModuleOptions } from './session.module-definition.js';
 import type { DeviceInfoPolicy } from './session-device.js';
@@ -32,6 +33,8 @@ export interface ResolvedSessionOptions {
   purge: { cron: string | null; batchSize: number; maxDurationMs: number | null };
   /** Null when the cache is off (the default). `listenUrl` null: the data source's own connection. */
   cache: { maxEntries: number; listenUrl: string | null; heartbeatMs: number } | null;
+  /** Null when `crossOriginProtection: false`; trusted origins normalized as browsers send them. */
+  crossOriginProtection: { trustedOrigins: ReadonlySet<string> } | null;
 }
 
 // RFC 6265 token: the characters a cookie name may use.
@@ -115,6 +118,7 @@ export function resolveSessionOptions(
     maxSessionsPerUser,
     purge: resolvePurgeOptions(options.purge),
     cache: resolveCacheOptions(options.cache),
+    crossOriginProtection: resolveCrossOriginProtection(options.crossOriginProtection),
   };
 }
 
@@ -187,4 +191,11 @@ function resolvePurgeOptions(purge: SessionModuleOptions['purge']): ResolvedSess
     );
   }
   return { cron, batchSize, maxDurationMs };
+}
+
+function resolveCrossOriginProtection(
+  option: SessionModuleOptions['crossOriginProtection'],
+): ResolvedSessionOptions['crossOriginProtection'] {
+  const trustedOrigins = resolveTrustedOrigins(option);
+  return trustedOrigins === null ? null : { trustedOrigins };
 }

@@ -32,6 +32,8 @@ export type SessionValidation =
       valid: true;
       session: Session;
       /** Set when sliding expiry pushed `expires`: refresh the cookie. */ renewedExpires: Date | null;
+      /** The database clock at the check: what `@RequireRecentLogin` measures `authenticatedAt` against. */
+      checkedAt: Date;
     }
   | { valid: false };
 
@@ -81,13 +83,19 @@ export class SessionService implements OnApplicationBootstrap {
 
   /**
    * Stores a session whose id the caller chose (the seed's manual path, for custom
-   * expiration). `session.id` is the cookie value.
+   * expiration). `session.id` is the cookie value. `authenticatedAt` defaults to `created`.
    * @throws InvalidSessionError for an empty user, an invalid date, `expires` not after
    *   `created`, or an id that cannot be a cookie value (over 1024 characters, or over 255
    *   with `hashSessionIds: false`, where the id column holds it as-is); DuplicateSessionError
    *   when the id exists. Nothing is written in either case.
    */
-  async create(session: { id: string; user: string; created: Date; expires: Date }): Promise<void> {
+  async create(session: {
+    id: string;
+    user: string;
+    created: Date;
+    expires: Date;
+    authenticatedAt?: Date;
+  }): Promise<void> {
     const id = this.storedId(session?.id);
     if (id === null) {
       const longest = this.options.hashSessionIds ? MAX_SESSION_ID_LENGTH : SESSION_ID_COLUMN_LENGTH;
@@ -95,8 +103,9 @@ export class SessionService implements OnApplicationBootstrap {
     }
     assertValidUserId(session.user);
     const { created, expires } = session;
-    if (!isValidDate(created) || !isValidDate(expires)) {
-      throw new InvalidSessionError('Session created and expires must be valid Dates.');
+    const authenticatedAt = session.authenticatedAt ?? created;
+    if (!isValidDate(created) || !isValidDate(expires) || !isValidDate(authenticatedAt)) {
+      throw new InvalidSessionError('Session created, expires and authenticatedAt must be valid Dates.');
     }
     if (expires.getTime() <= created.getTime()) {
       throw new InvalidSessionError('Session expires must be after created.');
@@ -106,7 +115,7 @@ export class SessionService implements OnApplicationBootstrap {
         ? expires
         : new Date(Math.min(expires.getTime(), created.getTime() + this.options.absoluteTimeout));
     try {
-      await this.store.insert({ id, user: session.user, created, expires: cappedExpires });
+      await this.store.insert({ id, user: session.user, created, expires: cappedExpires, authenticatedAt });
     } catch (error) {
       if (databaseErrorCode(error) === '23505') throw new DuplicateSessionError();
       throw error;
@@ -177,7 +186,7 @@ export class SessionService implements OnApplicationBootstrap {
 
   /**
    * Replaces a live session by a fresh cookie value for the same user, keeping its
-   * `created` and `expires`, in one statement: the old value stops working at once.
+   * `created`, `expires` and `authenticatedAt`, in one statement: the old value stops working at once.
    * Call it after privilege changes (login, password change) against fixation.
    * Returns the new cookie value, or null when the session is absent or expired
    * (also for the losers of concurrent rotations of the same value).
@@ -192,6 +201,29 @@ export class SessionService implements OnApplicationBootstrap {
     if (id === null) return null;
     const cookieValue = generateCookieValue();
     const session = await this.store.replaceId(id, this.toId(cookieValue), this.options.absoluteTimeout);
+    this.cache.invalidate([id]);
+    return session && { cookieValue, session: this.exposed(session) };
+  }
+
+  /**
+   * Records that the user just proved who they are again — call it after you have checked
+   * their password (or second factor) — for `@RequireRecentLogin` routes: moves
+   * `authenticatedAt` to the database's `now()` and, as for any privilege change, replaces
+   * the session id, in one statement (the old value stops working at once; `created` and
+   * `expires` are kept). Returns the new cookie value, or null when the session is absent or
+   * expired (also for the losers of concurrent calls with the same value): ask for a login.
+   * `SessionCookies.reauthenticate` also sets the cookie.
+   */
+  async reauthenticate(sessionId: string): Promise<string | null> {
+    return (await this.reauthenticateSession(sessionId))?.cookieValue ?? null;
+  }
+
+  /** Like `reauthenticate`, also returning the new row. */
+  async reauthenticateSession(sessionId: string): Promise<IssuedSession | null> {
+    const id = this.storedId(sessionId);
+    if (id === null) return null;
+    const cookieValue = generateCookieValue();
+    const session = await this.store.replaceId(id, this.toId(cookieValue), this.options.absoluteTimeout, true);
     this.cache.invalidate([id]);
     return session && { cookieValue, session: this.exposed(session) };
   }
@@ -287,7 +319,12 @@ export class SessionService implements OnApplicationBootstrap {
         session.lastSeen = renewed.lastSeen;
         if (renewed.expires.getTime() > expires) {
           session.expires = renewed.expires;
-          return { valid: true, session: this.exposed(session), renewedExpires: renewed.expires };
+          return {
+            valid: true,
+            session: this.exposed(session),
+            renewedExpires: renewed.expires,
+            checkedAt: databaseNow,
+          };
         }
       }
     } else if (activityInterval !== null && (lastSeen === null || now - lastSeen >= activityInterval)) {
@@ -299,7 +336,7 @@ export class SessionService implements OnApplicationBootstrap {
         session.lastSeen = touched.lastSeen;
       }
     }
-    return { valid: true, session: this.exposed(session), renewedExpires: null };
+    return { valid: true, session: this.exposed(session), renewedExpires: null, checkedAt: databaseNow };
   }
 
   /**

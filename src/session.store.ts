@@ -11,6 +11,7 @@ interface SessionRow {
   user: string;
   created: Date;
   expires: Date;
+  authenticatedAt: Date;
   userAgent?: string | null;
   ip?: string | null;
   lastSeen?: Date | null;
@@ -29,13 +30,21 @@ export interface SessionActivity {
 }
 
 /**
+ * `authenticated_at` as the package reads it: a row an instance of the previous version
+ * inserted during a rolling deploy has none, and its login was its creation.
+ */
+const AUTHENTICATED_AT = 'coalesce(authenticated_at, created)';
+
+/**
  * The guard's lookup reads times as whole epoch milliseconds (float8, which pg and PGlite
  * hand over as numbers): parsing three timestamp texts per request cost more CPU in
  * `npm run bench`. The id is not read back: the caller has it.
  */
 const LOOKUP_COLUMNS =
   `"user", floor(extract(epoch FROM created) * 1000)::float8 AS created, ` +
-  `floor(extract(epoch FROM expires) * 1000)::float8 AS expires, floor(extract(epoch FROM now()) * 1000)::float8 AS "now", ` +
+  `floor(extract(epoch FROM expires) * 1000)::float8 AS expires, ` +
+  `floor(extract(epoch FROM ${AUTHENTICATED_AT}) * 1000)::float8 AS "authenticatedAt", ` +
+  `floor(extract(epoch FROM now()) * 1000)::float8 AS "now", ` +
   `floor(extract(epoch FROM last_seen) * 1000)::float8 AS "lastSeen", user_agent AS "userAgent", ip`;
 
 /** @internal A row of the guard's lookup: times in epoch milliseconds. */
@@ -43,6 +52,7 @@ interface LookupRow {
   user: string;
   created: number;
   expires: number;
+  authenticatedAt: number;
   now: number;
   lastSeen: number | null;
   userAgent: string | null;
@@ -73,8 +83,13 @@ export interface SessionLookup {
   databaseNow: Date;
 }
 
-/** What every statement returning sessions reads (the column names as `Session` spells them). */
-const COLUMNS = `id, "user", created, expires, user_agent AS "userAgent", ip, last_seen AS "lastSeen"`;
+/** What every query but the lookup reads back (the column names as `Session` spells them). */
+const COLUMNS =
+  `id, "user", created, expires, ${AUTHENTICATED_AT} AS "authenticatedAt", ` +
+  `user_agent AS "userAgent", ip, last_seen AS "lastSeen"`;
+
+/** What inserts write. */
+const INSERT_COLUMNS = `id, "user", created, expires, authenticated_at`;
 
 /** The order of a device list, and of `maxSessionsPerUser`'s eviction: most recently used first. */
 const ACTIVITY = `coalesce(last_seen, created)`;
@@ -185,11 +200,12 @@ export class SessionStore {
   }
 
   async insert(row: SessionRow): Promise<void> {
-    await this.dataSource.query(`INSERT INTO ${this.table} (id, "user", created, expires) VALUES ($1, $2, $3, $4)`, [
+    await this.dataSource.query(`INSERT INTO ${this.table} (${INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5)`, [
       row.id,
       row.user,
       row.created,
       row.expires,
+      row.authenticatedAt,
     ]);
   }
 
@@ -220,9 +236,9 @@ export class SessionStore {
     const params: unknown[] = [id, user, ttlMs, maxLifetimeMs ?? ttlMs, device.userAgent, device.ip];
     // statement_timestamp(), not now(): inside the capped login's transaction, now() is when it
     // began, before it waited for the lock; the statement's own start keeps logins in lock order.
-    const insert = `INSERT INTO ${this.table} (id, "user", created, expires, user_agent, ip, last_seen)
+    const insert = `INSERT INTO ${this.table} (${INSERT_COLUMNS}, user_agent, ip, last_seen)
        VALUES ($1, $2, statement_timestamp(), statement_timestamp() + LEAST($3::float8, $4::float8) * interval '1 millisecond',
-               $5, $6, statement_timestamp())
+               statement_timestamp(), $5, $6, statement_timestamp())
        RETURNING ${COLUMNS}`;
     if (maxSessions === null) {
       const rows: SessionRow[] = await this.dataSource.query(insert, params);
@@ -395,15 +411,21 @@ export class SessionStore {
 
   /**
    * Atomically replaces live session `oldId` by `newId` (same user, created and
-   * expires). Concurrent rotations of one id: exactly one wins, the others get null.
+   * expires; `authenticated_at` kept, or set to `now()` with `reauthenticated`).
+   * Concurrent rotations of one id: exactly one wins, the others get null.
    * A session past `created + maxLifetimeMs` is not live: it is not rotated.
    */
-  async replaceId(oldId: string, newId: string, maxLifetimeMs: number | null): Promise<Session | null> {
+  async replaceId(
+    oldId: string,
+    newId: string,
+    maxLifetimeMs: number | null,
+    reauthenticated = false,
+  ): Promise<Session | null> {
     const rows: SessionRow[] = await this.dataSource.query(
       `WITH old AS (DELETE FROM ${this.table} WHERE id = $1 AND expires > now() ${liveCreatedClause(maxLifetimeMs, 3)}
-                    RETURNING "user", created, expires, user_agent, ip, last_seen)
-       INSERT INTO ${this.table} (id, "user", created, expires, user_agent, ip, last_seen)
-       SELECT $2, "user", created, expires, user_agent, ip, last_seen FROM old
+                    RETURNING "user", created, expires, ${AUTHENTICATED_AT} AS authenticated_at, user_agent, ip, last_seen)
+       INSERT INTO ${this.table} (${INSERT_COLUMNS}, user_agent, ip, last_seen)
+       SELECT $2, "user", created, expires, ${reauthenticated ? 'now()' : 'authenticated_at'}, user_agent, ip, last_seen FROM old
        RETURNING ${COLUMNS}`,
       maxLifetimeMs === null ? [oldId, newId] : [oldId, newId, maxLifetimeMs],
     );
@@ -462,6 +484,7 @@ function toSession(id: string, row: SessionRow | LookupRow): Session {
   session.user = row.user;
   session.created = new Date(row.created);
   session.expires = new Date(row.expires);
+  session.authenticatedAt = new Date(row.authenticatedAt);
   session.userAgent = row.userAgent ?? null;
   session.ip = row.ip ?? null;
   session.lastSeen = row.lastSeen === null || row.lastSeen === undefined ? null : new Date(row.lastSeen);

@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { DataSource } from 'typeorm';
 import request from 'supertest';
 import {
+  AddSessionAuthenticatedAt1770400000000,
   AddSessionCacheTrigger1770500000000,
   AddSessionDeviceInfo1770600000000,
   CreateSessionsTable1770095236000,
@@ -35,9 +37,10 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
     await db.dispose();
   });
 
-  it('is exported in sessionMigrations, in order: the table, the cache trigger, the device info', () => {
+  it('are exported in order in sessionMigrations: the table, authenticated_at, the cache trigger, the device info', () => {
     expect(sessionMigrations).toEqual([
       CreateSessionsTable1770095236000,
+      AddSessionAuthenticatedAt1770400000000,
       AddSessionCacheTrigger1770500000000,
       AddSessionDeviceInfo1770600000000,
     ]);
@@ -115,7 +118,7 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
   });
 
   it('is reverted by down, leaving no table behind', async () => {
-    for (let i = 0; i < sessionMigrations.length; i++) await dataSource.undoLastMigration();
+    for (let left = sessionMigrations.length; left > 0; left--) await dataSource.undoLastMigration();
     const [{ exists }] = await dataSource.query(`SELECT to_regclass('sessions') IS NOT NULL AS exists`);
     expect(exists).toBe(false);
     await dataSource.runMigrations();
@@ -141,7 +144,7 @@ describe.each(TEST_DATABASES)('the cache trigger migration on %s, as an upgrade'
     previous = await new DataSource({
       ...db.options,
       entities: [Session],
-      migrations: [CreateSessionsTable1770095236000],
+      migrations: [CreateSessionsTable1770095236000, AddSessionAuthenticatedAt1770400000000],
     }).initialize();
     await previous.runMigrations();
     await previous.query(
@@ -191,6 +194,67 @@ describe.each(TEST_DATABASES)('the cache trigger migration on %s, as an upgrade'
   });
 });
 
+describe.each(TEST_DATABASES)('the authenticated_at migration as an upgrade on %s', (_label, database) => {
+  let db: OpenDatabase;
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    db = await database.open();
+    dataSource = await new DataSource({
+      ...db.options,
+      entities: [Session],
+      // The release that brought authenticated_at: the cache trigger after it has an upgrade test of its own.
+      migrations: [CreateSessionsTable1770095236000, AddSessionAuthenticatedAt1770400000000],
+    }).initialize();
+  });
+  afterAll(async () => {
+    await dataSource.destroy();
+    await db.dispose();
+  });
+
+  const columnsOf = async () =>
+    (
+      await dataSource.query(
+        `SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions' ORDER BY ordinal_position`,
+      )
+    ).map((column: { column_name: string }) => column.column_name);
+
+  it('fills authenticated_at from created for the sessions already there, and down gives them back untouched', async () => {
+    await dataSource.runMigrations({ transaction: 'each' });
+    await dataSource.undoLastMigration(); // back to the previous release's schema (its one migration)
+    expect(await columnsOf()).toEqual(['id', 'user', 'created', 'expires']);
+    await dataSource.query(
+      `INSERT INTO sessions (id, "user", created, expires) VALUES
+         ('a', 'alice', now() - interval '3 days', now() + interval '1 day'),
+         ('b', 'bob', '2026-01-02T03:04:05.678Z', '2027-01-01T00:00:00Z')`,
+    );
+    const rows = `SELECT id, "user", created, expires FROM sessions ORDER BY id`;
+    const before = await dataSource.query(rows);
+
+    const applied = await dataSource.runMigrations();
+    expect(applied.map((migration) => migration.name)).toEqual(['AddSessionAuthenticatedAt1770400000000']);
+    expect(await dataSource.query(`SELECT id, authenticated_at = created AS filled FROM sessions ORDER BY id`)).toEqual(
+      [
+        { id: 'a', filled: true },
+        { id: 'b', filled: true },
+      ],
+    );
+    expect(await dataSource.query(rows)).toEqual(before);
+    // The package reads them as they were logged in at creation.
+    const [session] = await dataSource.getRepository(Session).findBy({ id: 'b' });
+    expect(session.authenticatedAt.toISOString()).toBe('2026-01-02T03:04:05.678Z');
+    // The entity agrees with the upgraded schema.
+    const pending = await dataSource.driver.createSchemaBuilder().log();
+    expect(pending.upQueries.map((query) => query.query)).toEqual([]);
+
+    await dataSource.undoLastMigration();
+    expect(await columnsOf()).toEqual(['id', 'user', 'created', 'expires']);
+    expect(await dataSource.query(rows)).toEqual(before);
+    await dataSource.runMigrations();
+    expect(await columnsOf()).toEqual(['id', 'user', 'created', 'expires', 'authenticated_at']);
+  });
+});
+
 describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', (_label, database) => {
   let db: OpenDatabase;
   const npm = (script: string) =>
@@ -206,9 +270,11 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
 
   it('run, show, schema:log and revert work on a fresh database', async () => {
     expect(await npm('migration:show')).toContain('[ ] CreateSessionsTable1770095236000');
-    expect(await npm('migration:run')).toContain('CreateSessionsTable1770095236000 has been executed successfully');
-    expect(await npm('migration:show')).toContain('[X] 2 AddSessionCacheTrigger1770500000000');
-    expect(await npm('migration:show')).toContain('[X] 3 AddSessionDeviceInfo1770600000000');
+    const ran = await npm('migration:run');
+    for (const Migration of sessionMigrations) {
+      expect(ran).toContain(`${new Migration().name} has been executed successfully`);
+    }
+    expect(await npm('migration:show')).toContain('[X] 4 AddSessionDeviceInfo1770600000000');
     expect(await npm('schema:log')).toContain('Your schema is up to date');
     // Newest first, one at a time; migration:show marks each as pending again.
     for (const Migration of [...sessionMigrations].reverse()) {
@@ -218,15 +284,34 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
     expect(await npm('migration:show')).toContain('[ ] CreateSessionsTable1770095236000');
   }, 300_000);
 
-  it('upgrade with rows: old sessions authenticate with null device info, new logins carry it, revert keeps both', async () => {
-    // The schema before the device-info migration, holding a session.
-    const before = await new DataSource({
-      ...db.options,
-      migrations: sessionMigrations.filter((migration) => migration !== AddSessionDeviceInfo1770600000000),
-    }).initialize();
-    const oldCookie = generateCookieValue();
+  it('upgrades a database of the previous release with sessions in it', async () => {
+    // `migration:run` then reverting all but the first leaves exactly the table of the release before authenticated_at.
+    await npm('migration:run');
+    for (let left = sessionMigrations.length; left > 1; left--) await npm('migration:revert');
+    const client = new pg.Client({ connectionString: db.url! });
+    await client.connect();
     try {
-      await before.runMigrations();
+      await client.query(
+        `INSERT INTO sessions (id, "user", created, expires) VALUES ('old', 'alice', now() - interval '2 days', now() + interval '1 day')`,
+      );
+      expect(await npm('migration:run')).toContain(
+        'AddSessionAuthenticatedAt1770400000000 has been executed successfully',
+      );
+      const { rows } = await client.query(`SELECT authenticated_at = created AS filled FROM sessions`);
+      expect(rows).toEqual([{ filled: true }]);
+      expect(await npm('schema:log')).toContain('Your schema is up to date');
+    } finally {
+      await client.end();
+    }
+  }, 300_000);
+
+  it('upgrade with rows: old sessions authenticate with null device info, new logins carry it, revert keeps both', async () => {
+    // A database of the release before the device columns (whatever the tests above left), holding a session.
+    await npm('migration:run');
+    expect(await npm('migration:revert')).toContain('AddSessionDeviceInfo1770600000000 has been reverted successfully');
+    const oldCookie = generateCookieValue();
+    const before = await new DataSource({ ...db.options }).initialize();
+    try {
       await before.query(
         `INSERT INTO sessions (id, "user", created, expires) VALUES ($1, 'old-user', now(), now() + interval '1 day')`,
         [digestOf(oldCookie)],
@@ -280,5 +365,5 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
     } finally {
       await after.destroy();
     }
-  }, 180_000);
+  }, 300_000);
 });

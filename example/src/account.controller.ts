@@ -1,9 +1,17 @@
 import { Body, Controller, Get, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { CurrentSession, CurrentUser, Session, SessionCookies, SessionService } from 'nestjs-typeorm-session';
+import {
+  CurrentSession,
+  CurrentUser,
+  RequireRecentLogin,
+  Session,
+  SessionCookies,
+  SessionService,
+} from 'nestjs-typeorm-session';
 import { sendHtml } from './auth.controller.js';
 import { formField, passwordProblems } from './credentials.js';
-import { homePage, noticeText } from './pages.js';
+import { RECENT_LOGIN_MS } from './demo.settings.js';
+import { homePage, noticeText, reauthenticatePage } from './pages.js';
 import { User } from './user.entity.js';
 import { UsersService } from './users.service.js';
 
@@ -84,12 +92,55 @@ export class AccountController {
     response.redirect(303, signOutOthers ? '/?notice=password-changed-others-out' : '/?notice=password-changed');
   }
 
+  /**
+   * Deleting the account needs a recent login: with an older one the guard answers 403
+   * RECENT_LOGIN_REQUIRED before this runs, and ForbiddenPageFilter sends the browser to
+   * /reauthenticate. Forged cross-origin posts never get here either (crossOriginProtection).
+   */
+  @RequireRecentLogin(RECENT_LOGIN_MS)
+  @Post('account/delete')
+  async deleteAccount(@CurrentUser() user: User, @Req() request: Request, @Res() response: Response): Promise<void> {
+    await this.cookies.logoutEverywhere(request, response); // every session of the user, and this cookie
+    await this.users.delete(user);
+    response.redirect(303, '/login?notice=account-deleted');
+  }
+
+  @Get('reauthenticate')
+  showReauthenticate(@CurrentUser() user: User, @Res() response: Response): void {
+    sendHtml(response, 200, reauthenticatePage({ user }));
+  }
+
+  /** "Confirm your password": checks it, then marks this session as freshly logged in (under a new id). */
+  @Post('reauthenticate')
+  async reauthenticate(
+    @Body() body: unknown,
+    @CurrentUser() user: User,
+    @Req() request: Request,
+    @Res() response: Response,
+  ): Promise<void> {
+    const password = formField(body, 'password');
+    const plausible = passwordProblems(password).length === 0;
+    if (!plausible || !(await this.users.verifyCredentials(user.username, password))) {
+      sendHtml(response, 400, reauthenticatePage({ user, errors: ['That password is not correct.'] }));
+      return;
+    }
+    await this.cookies.reauthenticate(request, response);
+    response.redirect(303, '/?notice=reauthenticated#delete-account');
+  }
+
   private async renderHome(
     user: User,
     session: Session,
     extra: { notice?: string; passwordErrors?: string[] },
   ): Promise<string> {
     const sessions = await this.sessions.listByUserId(user.id);
-    return homePage({ user, sessions, currentSessionId: session.id, now: new Date(), ...extra });
+    return homePage({
+      user,
+      sessions,
+      currentSessionId: session.id,
+      authenticatedAt: session.authenticatedAt,
+      now: new Date(),
+      ...extra,
+    });
   }
 }

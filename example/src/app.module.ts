@@ -6,6 +6,7 @@ import { AccountController } from './account.controller.js';
 import { AuthController } from './auth.controller.js';
 import { dataSourceOptions, type DemoDatabase } from './database.js';
 import { ABSOLUTE_TIMEOUT_MS, PURGE_CRON, SESSION_TTL_MS } from './demo.settings.js';
+import { ForbiddenPageFilter } from './forbidden-page.filter.js';
 import { LoginRedirectFilter } from './login-redirect.filter.js';
 import { UsersModule } from './users.module.js';
 import { UsersService } from './users.service.js';
@@ -32,11 +33,15 @@ export class AppModule {
             // The demo serves plain http on localhost; behind TLS in production keep the default (Secure).
             cookie: { secure: process.env.NODE_ENV === 'production' },
             purge: { cron: PURGE_CRON },
+            // crossOriginProtection is on by default: forms and fetches from other origins are refused (403).
           }),
         }),
       ],
       controllers: [AuthController, AccountController],
-      providers: [{ provide: APP_FILTER, useClass: LoginRedirectFilter }],
+      providers: [
+        { provide: APP_FILTER, useClass: LoginRedirectFilter },
+        { provide: APP_FILTER, useClass: ForbiddenPageFilter },
+      ],
     };
   }
 }

@@ -2,7 +2,7 @@
 import type { Session } from 'nestjs-typeorm-session';
 import { deviceLabel } from './device-label.js';
 import { PASSWORD_LENGTH, USERNAME_LENGTH } from './credentials.js';
-import { PURGE_DESCRIPTION } from './demo.settings.js';
+import { PURGE_DESCRIPTION, RECENT_LOGIN_DESCRIPTION, RECENT_LOGIN_MS } from './demo.settings.js';
 import type { User } from './user.entity.js';
 
 /** Fixed texts for `?notice=`: the query string picks one, it never supplies the words. */
@@ -14,6 +14,8 @@ export const NOTICES = {
   revoked: 'That session is revoked: the browser holding it is signed out.',
   'logged-out': 'You are logged out.',
   'logged-out-everywhere': 'You are logged out on every device.',
+  reauthenticated: `Password confirmed: for the next ${RECENT_LOGIN_DESCRIPTION} you can delete your account.`,
+  'account-deleted': 'Your account and all its sessions are deleted.',
 } as const;
 
 export type NoticeKey = keyof typeof NOTICES;
@@ -158,6 +160,8 @@ export interface HomePageOptions {
   sessions: Session[];
   /** `Session.id` of the session this request came with. */
   currentSessionId: string;
+  /** When this session last proved its password (`Session.authenticatedAt`). */
+  authenticatedAt: Date;
   /** For "in 23 h" / "5 min ago" next to the dates; nothing is decided on it. */
   now: Date;
   notice?: string;
@@ -165,7 +169,8 @@ export interface HomePageOptions {
 }
 
 export function homePage(options: HomePageOptions): string {
-  const { user, sessions, currentSessionId, now } = options;
+  const { user, sessions, currentSessionId, authenticatedAt, now } = options;
+  const recent = now.getTime() - authenticatedAt.getTime() <= RECENT_LOGIN_MS;
   const rows = sessions
     .map((session) => {
       const current = session.id === currentSessionId;
@@ -209,6 +214,39 @@ export function homePage(options: HomePageOptions): string {
     <label class="check"><input type="checkbox" name="signOutOthers" value="yes" checked> Also sign out my other sessions</label>
     <div class="actions"><button type="submit">Change password</button></div>
   </form>
+</div>
+<div class="card" id="delete-account">
+  <h2>Delete account</h2>
+  <p>Deletes your account and signs out all your sessions. It needs a login from the last
+  ${escapeHtml(RECENT_LOGIN_DESCRIPTION)}: yours was ${relativeTime(authenticatedAt, now)}${recent ? '' : ', so you will be asked for your password first'}.</p>
+  <form method="post" action="/account/delete"><button class="danger" type="submit">Delete my account</button></form>
 </div>`;
   return layout({ title: 'Home', body, user, notice: options.notice });
+}
+
+/** Where a too-old login is sent before a sensitive action (`@RequireRecentLogin`). */
+export function reauthenticatePage(options: { user: User; errors?: string[] }): string {
+  const body = `<div class="card narrow">
+  <h1>Confirm your password</h1>
+  <p>Deleting your account needs a login from the last ${escapeHtml(RECENT_LOGIN_DESCRIPTION)}. Confirm your password to go on.</p>
+  ${errorList(options.errors ?? [])}
+  <form method="post" action="/reauthenticate">
+    <input type="text" name="username" autocomplete="username" value="${escapeHtml(options.user.username)}" hidden>
+    <label for="password">Password</label>
+    <input id="password" name="password" type="password" autocomplete="current-password" required autofocus>
+    <div class="actions"><button type="submit">Confirm</button><a href="/">Cancel</a></div>
+  </form>
+</div>`;
+  return layout({ title: 'Confirm your password', body, user: options.user });
+}
+
+/** What a browser sees when `crossOriginProtection` refused a form another site posted. */
+export function crossOriginPage(options: { code: string; reason: string }): string {
+  const body = `<div class="card narrow">
+  <h1>Request refused</h1>
+  <p>This request was sent to the demo by a page of another site, so it was refused: nothing was changed.</p>
+  <p class="muted"><code>${escapeHtml(options.code)}</code> (<code>${escapeHtml(options.reason)}</code>)</p>
+  <p><a href="/">Back to the demo</a></p>
+</div>`;
+  return layout({ title: 'Request refused', body });
 }

@@ -47,6 +47,11 @@ export class UsersService {
     return (await verifyPassword(password, user)) ? user : null;
   }
 
+  /** Deletes the account (its sessions are the caller's to delete first). */
+  async delete(user: User): Promise<void> {
+    await this.users.delete({ id: user.id });
+  }
+
   /** Stores a new hash with a new salt. */
   async changePassword(user: User, newPassword: string): Promise<void> {
     await this.users.update({ id: user.id }, await hashPassword(newPassword));

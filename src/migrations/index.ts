@@ -1,8 +1,14 @@
 import { CreateSessionsTable1770095236000 } from './1770095236000-create-sessions-table.js';
+import { AddSessionAuthenticatedAt1770400000000 } from './1770400000000-add-session-authenticated-at.js';
 import { AddSessionCacheTrigger1770500000000 } from './1770500000000-add-session-cache-trigger.js';
 import { AddSessionDeviceInfo1770600000000 } from './1770600000000-add-session-device-info.js';
 
-export { AddSessionCacheTrigger1770500000000, AddSessionDeviceInfo1770600000000, CreateSessionsTable1770095236000 };
+export {
+  AddSessionAuthenticatedAt1770400000000,
+  AddSessionCacheTrigger1770500000000,
+  AddSessionDeviceInfo1770600000000,
+  CreateSessionsTable1770095236000,
+};
 
 /**
  * Every migration this package ships, in order: spread it into your DataSource's
@@ -11,6 +17,7 @@ export { AddSessionCacheTrigger1770500000000, AddSessionDeviceInfo1770600000000,
  */
 export const sessionMigrations = [
   CreateSessionsTable1770095236000,
+  AddSessionAuthenticatedAt1770400000000,
   AddSessionCacheTrigger1770500000000,
   AddSessionDeviceInfo1770600000000,
 ];

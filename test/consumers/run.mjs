@@ -5,7 +5,7 @@
 //                    @nestjs/schedule 6 / TypeORM 0.3: it require()s the ESM package (Node >= 20.19)
 //   esm-nest12       an ESM app on NestJS 12 / @nestjs/typeorm 12 / @nestjs/schedule 12 / TypeORM 1
 // Each app is compiled by its own TypeScript, migrates a fresh database with its own TypeORM
-// CLI (run, revert, run), then boots on Express and on Fastify: log in → guarded 200 → log
+// CLI (run, revert each, run), then boots on Express and on Fastify: log in → guarded 200 → log
 // out → 401, every public SessionService method, the purge job.
 //
 // The apps' node_modules are cached outside the clone, keyed by the template's package.json
@@ -159,7 +159,7 @@ async function migrationState(url) {
   });
 }
 
-/** The app's own TypeORM CLI: run, revert both (the triggers, then the table go), run again; checked in the database. */
+/** The app's own TypeORM CLI: run, revert each migration (the triggers, then the column, then the table go), run again; checked in the database. */
 async function migrate(appDir, url) {
   const typeorm = (command) =>
     run(join(appDir, 'node_modules/.bin/typeorm'), [command, '-d', 'dist/data-source.js'], {

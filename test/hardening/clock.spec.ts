@@ -2,10 +2,17 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
+import { Controller, Post, HttpCode } from '@nestjs/common';
 import pg from 'pg';
 import request from 'supertest';
-import { SessionPurgeService } from '../../src/index.js';
-import { bootHttpApp, digestOf, type HttpApp } from '../support/http-app.js';
+import { RECENT_LOGIN_REQUIRED, RequireRecentLogin, SessionPurgeService } from '../../src/index.js';
+import {
+  AuthFixtureController,
+  bootHttpApp,
+  digestOf,
+  type HttpApp,
+  ProfileFixtureController,
+} from '../support/http-app.js';
 import { TEST_DATABASES, type OpenDatabase } from '../support/databases.js';
 import { fakeDateOnly } from '../support/fake-date.js';
 import { cacheSetting, withCacheModes } from '../support/cache-modes.js';
@@ -18,6 +25,10 @@ import { cacheOf, invalidationAfter } from '../cache/support.js';
  * `getUserIdFromSessionId`, `Session.isExpired()` and the purge. Then the app's clock
  * is set 10 minutes fast and slow: the database's `now()` still decides.
  *
+ * `@RequireRecentLogin` is judged by the same clock: a login 4 minutes old passes a
+ * 5-minute limit and one 6 minutes old does not, with the app's clock 10 minutes off
+ * either way.
+ *
  * Time passes by moving the rows' timestamps back, not by sleeping. Node fixes its
  * time zone at startup, so when this file runs in another zone (a plain `npm test`)
  * it runs itself again in a child jest at TZ=Pacific/Kiritimati.
@@ -28,6 +39,17 @@ const DATABASE_TIME_ZONE = 'America/Adak';
 const TTL_SECONDS = 3600;
 const JUDGES = ['guard', 'getUserIdFromSessionId', 'isExpired()', 'purge'] as const;
 type Verdicts = Record<(typeof JUDGES)[number], 'live' | 'expired'>;
+
+/** A route that needs a login from the last 5 minutes. */
+@Controller('sensitive')
+class SensitiveController {
+  @RequireRecentLogin(5 * 60_000)
+  @Post()
+  @HttpCode(200)
+  act() {
+    return { ok: true };
+  }
+}
 
 const inAppTimeZone = new Date('2026-06-01T00:00:00Z').getTimezoneOffset() === APP_UTC_OFFSET_MINUTES;
 
@@ -52,9 +74,9 @@ if (!inAppTimeZone) {
       for (const line of output.split('\n').filter((text) => text.startsWith('[hardening:clock]'))) {
         process.stderr.write(`${line}\n`);
       }
-      // Every database ran, and nothing was skipped: the zone case everywhere, the skew case on servers.
-      // Twice: with the cache off and on.
-      const expected = 2 * (TEST_DATABASES.length + TEST_DATABASES.filter(([, db]) => db.kind !== 'pglite').length);
+      // Every database ran, and nothing was skipped: the zone and recent-login cases everywhere, the skew
+      // case on servers. Twice: with the cache off and on.
+      const expected = 2 * (2 * TEST_DATABASES.length + TEST_DATABASES.filter(([, db]) => db.kind !== 'pglite').length);
       expect(output).toMatch(new RegExp(`Tests: +${expected} passed, ${expected} total`));
     }, 300_000);
   });
@@ -87,6 +109,7 @@ if (!inAppTimeZone) {
             purge: false,
             cache: cacheSetting(cacheOn, database, db),
           },
+          controllers: [AuthFixtureController, SensitiveController, ProfileFixtureController],
         });
         // PGlite has one connection: setting its session zone is setting every query's.
         if (!db.url) await http.dataSource.query(`SET TIME ZONE '${DATABASE_TIME_ZONE}'`);
@@ -205,6 +228,42 @@ if (!inAppTimeZone) {
               `all four judges: live at 0 s and ${TTL_SECONDS - 2} s, expired at ${TTL_SECONDS + 1} s\n`,
           );
         }
+      });
+
+      it('@RequireRecentLogin measures authenticatedAt with the database clock, the app clock right or 10 minutes off', async () => {
+        // PGlite reads the app's clock: faking Date would move its clock too, so it checks the zones only.
+        const skews = database.kind === 'pglite' ? [0] : [0, 10, -10];
+        const seen: [number, number, number, number][] = [];
+        for (const skewMinutes of skews) {
+          const cookieValue = await http.sessions.createSessionForUser('alice');
+          if (skewMinutes !== 0) fakeDateOnly(Date.now() + skewMinutes * 60_000, { advance: true });
+          const loggedInAgo = async (minutes: number, value: string) => {
+            // With the cache on, the change reaches it as a NOTIFY: wait for it, as a client would see it a few ms later.
+            const heard = cacheOn
+              ? invalidationAfter(cacheOf(http.app).listener, (payload) => payload.includes(digestOf(value)))
+              : null;
+            await http.dataSource.query(
+              `UPDATE sessions SET authenticated_at = now() - $2 * interval '1 minute' WHERE id = $1`,
+              [digestOf(value), minutes],
+            );
+            await heard;
+          };
+          const act = (value: string) => request(http.server).post('/sensitive').set('Cookie', `session_id=${value}`);
+          await loggedInAgo(4, cookieValue);
+          const recent = await act(cookieValue);
+          await loggedInAgo(6, cookieValue);
+          const stale = await act(cookieValue);
+          expect(stale.body.code).toBe(RECENT_LOGIN_REQUIRED);
+          const renewed = await http.sessions.reauthenticate(cookieValue);
+          const after = await act(renewed!);
+          jest.useRealTimers();
+          seen.push([skewMinutes, recent.status, stale.status, after.status]);
+        }
+        expect(seen).toEqual(skews.map((skew) => [skew, 200, 403, 200]));
+        process.stderr.write(
+          `[hardening:clock] ${databaseLabel}/${cacheLabel}: @RequireRecentLogin(5 min): 4 min old 200, 6 min old 403, ` +
+            `reauthenticated 200, app clock off by ${skews.join('/')} min\n`,
+        );
       });
 
       // PGlite runs inside the app and reads the app's clock: there is no second clock to disagree.

@@ -122,6 +122,26 @@ export function sessionServiceChecks(sessions: SessionService, tag: string): Ses
       assert.equal(await sessions.rotateSession(old), null);
     },
 
+    async reauthenticate() {
+      const old = await sessions.createSessionForUser(user('reauth'));
+      const fresh = await sessions.reauthenticate(old);
+      assert.ok(fresh && fresh !== old);
+      assert.equal(await sessions.getUserIdFromSessionId(old), null, 'the old value stops working');
+      assert.equal(await sessions.getUserIdFromSessionId(fresh), user('reauth'));
+      assert.equal(await sessions.reauthenticate(old), null, 're-authenticating a dead value');
+    },
+
+    async reauthenticateSession() {
+      const { cookieValue: old, session: before } = await sessions.issueSession(user('reauth-session'));
+      assert.equal(before.authenticatedAt.getTime(), before.created.getTime(), 'a login is an authentication');
+      const renewed = await sessions.reauthenticateSession(old);
+      assert.ok(renewed);
+      assert.equal(renewed.session.created.getTime(), before.created.getTime(), 'keeps created');
+      assert.equal(renewed.session.expires.getTime(), before.expires.getTime(), 'keeps expires');
+      assert.ok(renewed.session.authenticatedAt >= before.authenticatedAt, 'authenticatedAt moves to now()');
+      assert.equal(await sessions.reauthenticateSession(old), null);
+    },
+
     async listByUserId() {
       const expires = new Date(now + 60_000);
       await sessions.create({ id: `${tag}-list-1`, user: user('list'), created: new Date(now - 2_000), expires });
