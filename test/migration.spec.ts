@@ -63,6 +63,12 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
         is_nullable: 'NO',
         character_maximum_length: null,
       },
+      {
+        column_name: 'authenticated_at',
+        data_type: 'timestamp with time zone',
+        is_nullable: 'YES',
+        character_maximum_length: null,
+      },
     ]);
     const indexes: { indexname: string; indexdef: string }[] = await dataSource.query(
       `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'sessions' ORDER BY indexname`,
