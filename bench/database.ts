@@ -6,6 +6,10 @@ import { DataSource } from 'typeorm';
 import { DEFAULT_COOKIE_NAME, DEFAULT_SESSION_TTL_MS, Session, sessionMigrations } from '../src/index.js';
 import { EXPRESS_SESSION_COOKIE, EXPRESS_SESSION_SECRET } from './constants.js';
 
+/** The `User-Agent` the seeded sessions carry (a desktop Chrome's, 111 bytes). */
+const BENCH_USER_AGENT =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36';
+
 /** The sessions the load generator rotates over, as ready-made `Cookie` header values. */
 export interface ValidSessions {
   /** `session_id=<cookie value>` for apps 2 and 3 (rows hold its SHA-256 digest). */
@@ -113,10 +117,11 @@ export class BenchDatabase {
       valid.users.push(user);
     }
     await this.pool.query(
-      `INSERT INTO sessions (id, "user", created, expires)
-       SELECT id, "user", now(), now() + $3::float8 * interval '1 millisecond'
+      // Device info as a login stores it: the rows the guard reads are as wide as in production.
+      `INSERT INTO sessions (id, "user", created, expires, user_agent, ip, last_seen)
+       SELECT id, "user", now(), now() + $3::float8 * interval '1 millisecond', $4, '203.0.113.7', now()
        FROM unnest($1::text[], $2::text[]) AS v(id, "user")`,
-      [digests, valid.users, DEFAULT_SESSION_TTL_MS],
+      [digests, valid.users, DEFAULT_SESSION_TTL_MS, BENCH_USER_AGENT],
     );
     await this.pool.query(
       `INSERT INTO session (sid, sess, expire)
@@ -134,12 +139,12 @@ export class BenchDatabase {
   async addLiveFiller(count: number, alsoExpressTable: boolean, log: (line: string) => void): Promise<void> {
     await this.fill(count, log, 'live', (prefix, from, to) =>
       this.pool.query(
-        `INSERT INTO sessions (id, "user", created, expires)
+        `INSERT INTO sessions (id, "user", created, expires, user_agent, ip, last_seen)
          SELECT encode(sha256(convert_to($1 || g, 'UTF8')), 'hex'), 'user-' || (g / 3),
-                c.created, c.created + interval '100 days'
+                c.created, c.created + interval '100 days', $5, '203.0.113.' || (g % 250), c.created
          FROM generate_series($2::int, $3::int) AS g,
               LATERAL (SELECT now() - interval '60 days' * (1 - g::float8 / $4) AS created) AS c`,
-        [prefix, from, to, count],
+        [prefix, from, to, count, BENCH_USER_AGENT],
       ),
     );
     if (!alsoExpressTable) return;

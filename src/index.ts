@@ -4,6 +4,7 @@ export type {
   SessionCacheOptions,
   SessionCookieOptions,
   SessionCrossOriginOptions,
+  SessionDeviceInfoOptions,
   SessionModuleAsyncOptions,
   SessionModuleExtras,
   SessionModuleForRootOptions,
@@ -35,14 +36,17 @@ export type { CrossOriginReason } from './cross-origin.js';
 export type { SessionRequest } from './session.decorators.js';
 export { SessionPurgeService } from './session-purge.service.js';
 export type { IssuedSession, SessionValidation } from './session.service.js';
+export type { SessionDevice } from './session-device.js';
 export {
   AddSessionAuthenticatedAt1770400000000,
   AddSessionCacheTrigger1770500000000,
+  AddSessionDeviceInfo1770600000000,
   CreateSessionsTable1770095236000,
   sessionMigrations,
 } from './migrations/index.js';
 export { DuplicateSessionError, InvalidSessionError, SessionConfigurationError } from './errors.js';
 export {
+  DEFAULT_ACTIVITY_INTERVAL_MS,
   DEFAULT_CACHE_HEARTBEAT_MS,
   DEFAULT_CACHE_MAX_ENTRIES,
   DEFAULT_COOKIE_NAME,

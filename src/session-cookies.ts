@@ -3,6 +3,7 @@ import { SESSION_OPTIONS } from './session.constants.js';
 import { CURRENT_SESSION_KEY, type SessionRequest } from './session.decorators.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionService } from './session.service.js';
+import { type DeviceRequest, deviceOfRequest } from './session-device.js';
 import {
   type HeaderWritableResponse,
   putSetCookie,
@@ -43,10 +44,15 @@ export class SessionCookies {
    * Creates a session for `userId` and sets its cookie. Returns the cookie value.
    * Does not end a session the request already had: call `logout` first, or
    * `rotate` instead, when you want that.
+   * The session records the login request's `User-Agent` and address (as `deviceInfo`
+   * allows): from `request` when given, else from the request the response belongs to
+   * (Express `res.req`, Fastify `reply.request`), so existing `login(response, userId)`
+   * calls record them too.
    * @throws InvalidSessionError when `userId` is empty or longer than 255 characters.
    */
-  async login(response: SessionCookieResponse, userId: string): Promise<string> {
-    const { cookieValue, session } = await this.sessions.issueSession(userId);
+  async login(response: SessionCookieResponse, userId: string, request?: SessionRequest): Promise<string> {
+    const device = deviceOfRequest((request ?? requestOfResponse(response)) as DeviceRequest | undefined);
+    const { cookieValue, session } = await this.sessions.issueSession(userId, device);
     // Max-Age from the row's own clock: exactly the ttl (or absoluteTimeout), whatever the app server's clock says.
     this.writeCookie(response, cookieValue, session.expires, session.expires.getTime() - session.created.getTime());
     return cookieValue;
@@ -142,4 +148,10 @@ export class SessionCookies {
     const cookieValue = this.getCookieValue(request);
     return cookieValue === null ? null : this.sessions.getUserIdFromSessionId(cookieValue);
   }
+}
+
+/** The request a response answers: Express sets `res.req`, Fastify `reply.request`. */
+function requestOfResponse(response: SessionCookieResponse): unknown {
+  const linked = response as { req?: unknown; request?: unknown };
+  return linked.req ?? linked.request;
 }

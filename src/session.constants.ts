@@ -55,3 +55,9 @@ export const SESSION_DATA_SOURCE = Symbol('SESSION_DATA_SOURCE');
 
 /** @internal Injection token of the name this module's purge job is registered under. */
 export const SESSION_PURGE_JOB = Symbol('SESSION_PURGE_JOB');
+
+/** Default `activityInterval`: `lastSeen` moves at most once per 5 minutes per session. */
+export const DEFAULT_ACTIVITY_INTERVAL_MS = 5 * 60 * 1000;
+
+/** Longest stored user agent, in UTF-8 bytes (real ones are 100 to 300); longer ones are cut. */
+export const MAX_USER_AGENT_BYTES = 512;

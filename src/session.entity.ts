@@ -13,6 +13,9 @@ import { SESSION_ID_COLUMN_LENGTH } from './session.constants.js';
 @Entity({ name: 'sessions' })
 @Index('IDX_sessions_user', ['user'])
 @Index('IDX_sessions_expires', ['expires'])
+// ("user", coalesce(last_seen, created)): an expression index, created by the migration
+// (synchronize would otherwise drop it).
+@Index('IDX_sessions_user_activity', { synchronize: false })
 export class Session {
   @PrimaryColumn({ type: 'varchar', length: SESSION_ID_COLUMN_LENGTH, primaryKeyConstraintName: 'PK_sessions' })
   id!: string;
@@ -36,6 +39,30 @@ export class Session {
    */
   @Column({ type: 'timestamptz', name: 'authenticated_at', nullable: true })
   authenticatedAt!: Date;
+
+  /**
+   * The `User-Agent` of the login request (control characters removed, at most 512
+   * bytes), kept as sent: parse it for display. Null for sessions created without one,
+   * before this column existed, or with `deviceInfo.userAgent: false`.
+   */
+  @Column({ name: 'user_agent', type: 'varchar', length: 512, nullable: true })
+  userAgent!: string | null;
+
+  /**
+   * The client address of the login request as the platform reports it (Express `req.ip`,
+   * Fastify `request.ip`: behind a proxy, only if the app trusts it), or its network with
+   * `deviceInfo.ip: 'truncated'`. Null when unknown or not stored.
+   */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  ip!: string | null;
+
+  /**
+   * When the session was last used (database clock): set at login, moved by `AuthGuard`
+   * at most once per `activityInterval`. Null for sessions from before this column until
+   * their next use.
+   */
+  @Column({ name: 'last_seen', type: 'timestamptz', nullable: true })
+  lastSeen!: Date | null;
 
   /** True when `expires` is at or before `now` (the application clock unless given). */
   isExpired(now: Date = new Date()): boolean {

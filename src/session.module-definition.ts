@@ -23,6 +23,21 @@ export interface SessionPurgeOptions {
 }
 
 /**
+ * What the module stores about the device a session was opened from (`Session.ip`,
+ * `Session.userAgent`). @publicApi
+ */
+export interface SessionDeviceInfoOptions {
+  /**
+   * `'full'` (default): the address as the platform reports it. `'truncated'`: only its
+   * network, IPv4 /24 (`203.0.113.0`), IPv6 /48 (`2001:db8:85a3::`), for apps that must keep
+   * less personal data. `false`: no address.
+   */
+  ip?: 'full' | 'truncated' | false;
+  /** Store the `User-Agent` header (cleaned, at most 512 bytes). Default: true. */
+  userAgent?: boolean;
+}
+
+/**
  * Options of the in-process session cache (`cache: { ... }`; `cache: true` takes every default).
  * Needs the package's `AddSessionCacheTrigger1770500000000` migration. See docs/cache.md.
  * @publicApi
@@ -75,6 +90,23 @@ export interface SessionModuleOptions {
   rolling?: boolean;
   /** No session outlives `created + absoluteTimeout` ms, rolling or not. Default: none. */
   absoluteTimeout?: number;
+  /**
+   * What to store about the device at login; `false` stores neither address nor user
+   * agent. Default: `{ ip: 'full', userAgent: true }`.
+   */
+  deviceInfo?: false | SessionDeviceInfoOptions;
+  /**
+   * `Session.lastSeen` moves when the guard lets a session through, at most once per this
+   * many ms per session (one UPDATE, shared with a sliding renewal when both are due).
+   * `false`: `lastSeen` stays the login time. Default: 5 minutes.
+   */
+  activityInterval?: number | false;
+  /**
+   * Most live sessions one user may have: a login beyond it deletes the user's least
+   * recently used sessions in the statement that inserts the new one, so concurrent
+   * logins never leave more. Default: no limit.
+   */
+  maxSessionsPerUser?: number;
   /** The expired-session purge cron; `false` disables it. Default: enabled with defaults. */
   purge?: false | SessionPurgeOptions;
   /**

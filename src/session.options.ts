@@ -1,5 +1,6 @@
 import { validateCronExpression } from 'cron';
 import {
+  DEFAULT_ACTIVITY_INTERVAL_MS,
   DEFAULT_CACHE_HEARTBEAT_MS,
   DEFAULT_CACHE_MAX_ENTRIES,
   DEFAULT_COOKIE_NAME,
@@ -10,6 +11,7 @@ import {
 import { resolveTrustedOrigins } from './cross-origin.js';
 import { SessionConfigurationError } from './errors.js';
 import type { SessionModuleOptions } from './session.module-definition.js';
+import type { DeviceInfoPolicy } from './session-device.js';
 
 /**
  * @internal The options every provider injects: defaults merged once, checked once,
@@ -23,6 +25,10 @@ export interface ResolvedSessionOptions {
   cookie: { secure: boolean; domain?: string; path: string; sameSite: 'lax' | 'strict' | 'none' };
   rolling: boolean;
   absoluteTimeout: number | null;
+  deviceInfo: DeviceInfoPolicy;
+  /** Null with `activityInterval: false`: `lastSeen` is never moved after login. */
+  activityInterval: number | null;
+  maxSessionsPerUser: number | null;
   /** `cron` is null with `purge: false`: no schedule, but `purgeExpired()` still works with these limits. */
   purge: { cron: string | null; batchSize: number; maxDurationMs: number | null };
   /** Null when the cache is off (the default). `listenUrl` null: the data source's own connection. */
@@ -87,6 +93,18 @@ export function resolveSessionOptions(
       "cookie.sameSite 'none' requires a Secure cookie (browsers drop it otherwise): set cookie.secure to true.",
     );
   }
+  const activityInterval = options.activityInterval ?? DEFAULT_ACTIVITY_INTERVAL_MS;
+  if (activityInterval !== false && !isPositiveInteger(activityInterval)) {
+    throw new SessionConfigurationError(
+      `activityInterval must be a positive whole number of milliseconds, or false, got ${String(activityInterval)}.`,
+    );
+  }
+  const maxSessionsPerUser = options.maxSessionsPerUser ?? null;
+  if (maxSessionsPerUser !== null && !isPositiveInteger(maxSessionsPerUser)) {
+    throw new SessionConfigurationError(
+      `maxSessionsPerUser must be a positive whole number (or left out for no limit), got ${String(maxSessionsPerUser)}.`,
+    );
+  }
   return {
     cookieName,
     ttl,
@@ -95,10 +113,26 @@ export function resolveSessionOptions(
     cookie: { secure, domain: options.cookie?.domain, path: options.cookie?.path ?? '/', sameSite },
     rolling: options.rolling ?? false,
     absoluteTimeout,
+    deviceInfo: resolveDeviceInfo(options.deviceInfo),
+    activityInterval: activityInterval === false ? null : activityInterval,
+    maxSessionsPerUser,
     purge: resolvePurgeOptions(options.purge),
     cache: resolveCacheOptions(options.cache),
     crossOriginProtection: resolveCrossOriginProtection(options.crossOriginProtection),
   };
+}
+
+function resolveDeviceInfo(deviceInfo: SessionModuleOptions['deviceInfo']): DeviceInfoPolicy {
+  if (deviceInfo === false) return { ip: false, userAgent: false };
+  const ip = deviceInfo?.ip ?? 'full';
+  if (ip !== 'full' && ip !== 'truncated' && ip !== false) {
+    throw new SessionConfigurationError(`deviceInfo.ip must be 'full', 'truncated' or false, got ${String(ip)}.`);
+  }
+  const userAgent = deviceInfo?.userAgent ?? true;
+  if (typeof userAgent !== 'boolean') {
+    throw new SessionConfigurationError(`deviceInfo.userAgent must be true or false, got ${String(userAgent)}.`);
+  }
+  return { ip, userAgent };
 }
 
 function resolveCacheOptions(cache: SessionModuleOptions['cache']): ResolvedSessionOptions['cache'] {

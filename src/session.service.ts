@@ -12,6 +12,7 @@ import { MAX_SESSION_ID_LENGTH, SESSION_ID_COLUMN_LENGTH, SESSION_OPTIONS } from
 import { Session } from './session.entity.js';
 import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionStore } from './session.store.js';
+import { type SessionDevice, storedDevice } from './session-device.js';
 import { generateCookieValue, isSessionDigest, isWellFormedSessionId, sessionDigest } from './session-token.js';
 
 /** Longest user id the `"user"` column holds. */
@@ -121,13 +122,19 @@ export class SessionService implements OnApplicationBootstrap {
     }
   }
 
-  /** Creates a session for `userId` expiring after `ttl`; returns the cookie value. */
-  async createSessionForUser(userId: string): Promise<string> {
-    return (await this.issueSession(userId)).cookieValue;
+  /**
+   * Creates a session for `userId` expiring after `ttl`; returns the cookie value.
+   * `device` (the login request's `User-Agent` and address) is stored as the `deviceInfo`
+   * option allows, cleaned; a value that is not a string, or not an IP address, is
+   * stored as null, never an error. With `maxSessionsPerUser`, the user's least recently
+   * used sessions beyond it are deleted by the same statement.
+   */
+  async createSessionForUser(userId: string, device?: SessionDevice): Promise<string> {
+    return (await this.issueSession(userId, device)).cookieValue;
   }
 
   /** Like `createSessionForUser`, also returning the stored row (for the cookie's expiry). */
-  async issueSession(userId: string): Promise<IssuedSession> {
+  async issueSession(userId: string, device?: SessionDevice): Promise<IssuedSession> {
     assertValidUserId(userId);
     const cookieValue = generateCookieValue();
     const session = await this.store.insertNow(
@@ -135,6 +142,8 @@ export class SessionService implements OnApplicationBootstrap {
       userId,
       this.options.ttl,
       this.options.absoluteTimeout,
+      storedDevice(device, this.options.deviceInfo),
+      this.options.maxSessionsPerUser,
     );
     return { cookieValue, session: this.exposed(session) };
   }
@@ -149,7 +158,7 @@ export class SessionService implements OnApplicationBootstrap {
   /** The user's most recently created live session, or null. */
   async getByUserId(userId: string): Promise<Session | null> {
     if (!isValidUserId(userId)) return null;
-    const [newest] = await this.store.findLiveByUser(userId, this.options.absoluteTimeout, 1);
+    const [newest] = await this.store.findLiveByUser(userId, this.options.absoluteTimeout, 1, 'created');
     return newest ? this.exposed(newest) : null;
   }
 
@@ -219,10 +228,14 @@ export class SessionService implements OnApplicationBootstrap {
     return session && { cookieValue, session: this.exposed(session) };
   }
 
-  /** A user's live sessions (one per device/browser), newest first. */
+  /**
+   * A user's live sessions (one per device/browser) with their `userAgent`, `ip` and
+   * `lastSeen`, most recently used first (sessions never seen since this column came:
+   * by `created`).
+   */
   async listByUserId(userId: string): Promise<Session[]> {
     if (!isValidUserId(userId)) return [];
-    const sessions = await this.store.findLiveByUser(userId, this.options.absoluteTimeout, null);
+    const sessions = await this.store.findLiveByUser(userId, this.options.absoluteTimeout, null, 'activity');
     return sessions.map((session) => this.exposed(session));
   }
 
@@ -273,9 +286,10 @@ export class SessionService implements OnApplicationBootstrap {
   /**
    * The guard's check: one primary-key lookup, decided by the database clock. An
    * expired session is deleted; with `rolling`, a session past half its `ttl` is
-   * extended. Rejects only when the database fails. With `cache` on, a session this
-   * instance has seen is answered from memory (no query) unless `useCache` is false
-   * (`@NoSessionCache()` routes) or the cache's listener is not subscribed.
+   * extended; a session whose `lastSeen` is `activityInterval` old or more gets it moved
+   * (one UPDATE for both when both are due). Rejects only when the database fails. With
+   * `cache` on, a session this instance has seen is answered from memory (no query) unless
+   * `useCache` is false (`@NoSessionCache()` routes) or the cache's listener is not subscribed.
    */
   async validate(sessionId: unknown, { useCache = true }: { useCache?: boolean } = {}): Promise<SessionValidation> {
     const id = this.storedId(sessionId);
@@ -293,13 +307,33 @@ export class SessionService implements OnApplicationBootstrap {
       this.cache.invalidate([id]);
       return INVALID;
     }
+    const { activityInterval } = this.options;
+    const lastSeen = session.lastSeen?.getTime() ?? null;
     // `expires < cap`: once the absolute cap is the deadline, an UPDATE could not move
     // it, so skipping it keeps the last stretch write-free instead of a write per request.
     if (rolling && expires < cap && deadline - now < ttl / 2) {
-      const renewedExpires = await this.store.extend(id, ttl, absoluteTimeout);
-      if (renewedExpires && renewedExpires.getTime() > expires) {
-        session.expires = renewedExpires;
-        return { valid: true, session: this.exposed(session), renewedExpires, checkedAt: databaseNow };
+      const renewed = await this.store.extend(id, ttl, absoluteTimeout, activityInterval !== null);
+      if (renewed) {
+        // This instance's entry is stale now; the trigger tells the other instances.
+        this.cache.invalidate([id]);
+        session.lastSeen = renewed.lastSeen;
+        if (renewed.expires.getTime() > expires) {
+          session.expires = renewed.expires;
+          return {
+            valid: true,
+            session: this.exposed(session),
+            renewedExpires: renewed.expires,
+            checkedAt: databaseNow,
+          };
+        }
+      }
+    } else if (activityInterval !== null && (lastSeen === null || now - lastSeen >= activityInterval)) {
+      const touched = await this.store.touch(id, activityInterval);
+      if (touched) {
+        // As above: the next request here reads the new `lastSeen` (once), instead of finding
+        // the activity still due in memory and sending another UPDATE until the NOTIFY arrives.
+        this.cache.invalidate([id]);
+        session.lastSeen = touched.lastSeen;
       }
     }
     return { valid: true, session: this.exposed(session), renewedExpires: null, checkedAt: databaseNow };

@@ -12,6 +12,21 @@ interface SessionRow {
   created: Date;
   expires: Date;
   authenticatedAt: Date;
+  userAgent?: string | null;
+  ip?: string | null;
+  lastSeen?: Date | null;
+}
+
+/** @internal What a login stores beside the session: see `insertNow`. */
+export interface NewSessionDevice {
+  userAgent: string | null;
+  ip: string | null;
+}
+
+/** @internal What the guard's write leaves: the new `expires` and `lastSeen`. */
+export interface SessionActivity {
+  expires: Date;
+  lastSeen: Date | null;
 }
 
 /**
@@ -29,7 +44,8 @@ const LOOKUP_COLUMNS =
   `"user", floor(extract(epoch FROM created) * 1000)::float8 AS created, ` +
   `floor(extract(epoch FROM expires) * 1000)::float8 AS expires, ` +
   `floor(extract(epoch FROM ${AUTHENTICATED_AT}) * 1000)::float8 AS "authenticatedAt", ` +
-  `floor(extract(epoch FROM now()) * 1000)::float8 AS "now"`;
+  `floor(extract(epoch FROM now()) * 1000)::float8 AS "now", ` +
+  `floor(extract(epoch FROM last_seen) * 1000)::float8 AS "lastSeen", user_agent AS "userAgent", ip`;
 
 /** @internal A row of the guard's lookup: times in epoch milliseconds. */
 interface LookupRow {
@@ -38,6 +54,9 @@ interface LookupRow {
   expires: number;
   authenticatedAt: number;
   now: number;
+  lastSeen: number | null;
+  userAgent: string | null;
+  ip: string | null;
 }
 
 /** @internal The part of the driver's pool the lookup uses. */
@@ -64,11 +83,16 @@ export interface SessionLookup {
   databaseNow: Date;
 }
 
-/** What every query but the lookup reads back. */
-const COLUMNS = `id, "user", created, expires, ${AUTHENTICATED_AT} AS "authenticatedAt"`;
+/** What every query but the lookup reads back (the column names as `Session` spells them). */
+const COLUMNS =
+  `id, "user", created, expires, ${AUTHENTICATED_AT} AS "authenticatedAt", ` +
+  `user_agent AS "userAgent", ip, last_seen AS "lastSeen"`;
 
 /** What inserts write. */
 const INSERT_COLUMNS = `id, "user", created, expires, authenticated_at`;
+
+/** The order of a device list, and of `maxSessionsPerUser`'s eviction: most recently used first. */
+const ACTIVITY = `coalesce(last_seen, created)`;
 
 /**
  * @internal First key of the purge's advisory lock (ASCII "sess"); the second is the
@@ -185,15 +209,68 @@ export class SessionStore {
     ]);
   }
 
-  /** Inserts a session created now (database clock) living `ttlMs`, capped at `maxLifetimeMs`. */
-  async insertNow(id: string, user: string, ttlMs: number, maxLifetimeMs: number | null): Promise<Session> {
-    const rows: SessionRow[] = await this.dataSource.query(
-      `INSERT INTO ${this.table} (${INSERT_COLUMNS})
-       VALUES ($1, $2, now(), now() + LEAST($3::float8, $4::float8) * interval '1 millisecond', now())
-       RETURNING ${COLUMNS}`,
-      [id, user, ttlMs, maxLifetimeMs ?? ttlMs],
-    );
+  /**
+   * Inserts a session created (and last seen) now, database clock, living `ttlMs`, capped
+   * at `maxLifetimeMs`, with the login's device.
+   *
+   * With `maxSessions`, the same statement deletes the user's sessions beyond the
+   * `maxSessions - 1` most recently used live ones (expired ones too), so the new one makes
+   * `maxSessions`. Concurrent logins of one user are serialised by a transaction-level
+   * advisory lock on (table, user) taken by a statement of its own first: a statement reads
+   * the snapshot taken when it starts, so a lock taken inside it would still leave it blind
+   * to the sessions that logins committed while it waited, and each would keep too many.
+   * Under READ COMMITTED the insert's statement starts after the lock is granted and sees
+   * every earlier login. One transaction, so it holds behind PgBouncer in transaction mode.
+   * PGlite has one connection and runs statements one at a time: the statement alone is
+   * already serialised there, and a transaction would share that connection with every
+   * other query of the app.
+   */
+  async insertNow(
+    id: string,
+    user: string,
+    ttlMs: number,
+    maxLifetimeMs: number | null,
+    device: NewSessionDevice,
+    maxSessions: number | null,
+  ): Promise<Session> {
+    const params: unknown[] = [id, user, ttlMs, maxLifetimeMs ?? ttlMs, device.userAgent, device.ip];
+    // statement_timestamp(), not now(): inside the capped login's transaction, now() is when it
+    // began, before it waited for the lock; the statement's own start keeps logins in lock order.
+    const insert = `INSERT INTO ${this.table} (${INSERT_COLUMNS}, user_agent, ip, last_seen)
+       VALUES ($1, $2, statement_timestamp(), statement_timestamp() + LEAST($3::float8, $4::float8) * interval '1 millisecond',
+               statement_timestamp(), $5, $6, statement_timestamp())
+       RETURNING ${COLUMNS}`;
+    if (maxSessions === null) {
+      const rows: SessionRow[] = await this.dataSource.query(insert, params);
+      return toSession(rows[0].id, rows[0]);
+    }
+    params.push(maxSessions - 1);
+    const insertAndEvict = `WITH inserted AS (${insert}),
+       evicted AS (
+         DELETE FROM ${this.table} WHERE "user" = $2 AND id NOT IN (
+           SELECT id FROM ${this.table}
+           WHERE "user" = $2 AND expires > now() ${liveCreatedClause(maxLifetimeMs, 4)}
+           ORDER BY ${ACTIVITY} DESC, id LIMIT $7
+         )
+       )
+       SELECT * FROM inserted`;
+    const lock = `SELECT pg_advisory_xact_lock(${this.tableLiteral}::regclass::oid::int4, hashtext($1)) AS locked`;
+    let rows: SessionRow[];
+    if (this.sharesOneConnection()) {
+      rows = await this.dataSource.query(insertAndEvict, params);
+    } else {
+      rows = await this.dataSource.transaction('READ COMMITTED', async (manager) => {
+        await manager.query(lock, [user]);
+        return manager.query(insertAndEvict, params);
+      });
+    }
     return toSession(rows[0].id, rows[0]);
+  }
+
+  /** Whether the driver is PGlite's single connection (a `pg.Pool` has a `Client` class; PGlite's stand-in has none). */
+  private sharesOneConnection(): boolean {
+    const master = (this.dataSource.driver as { master?: Partial<DriverPool> }).master;
+    return typeof master?.Client !== 'function';
   }
 
   async findById(id: string): Promise<Session | null> {
@@ -264,38 +341,72 @@ export class SessionStore {
     return rows.length ? rows[0].user : null;
   }
 
-  /** A user's live sessions, newest first; `limit` caps how many. */
-  async findLiveByUser(user: string, maxLifetimeMs: number | null, limit: number | null): Promise<Session[]> {
+  /**
+   * A user's live sessions, newest first: most recently created, or most recently used
+   * (`lastSeen`, else `created` for rows older than that column); `limit` caps how many.
+   */
+  async findLiveByUser(
+    user: string,
+    maxLifetimeMs: number | null,
+    limit: number | null,
+    newest: 'created' | 'activity',
+  ): Promise<Session[]> {
     const params: unknown[] = [user];
     if (maxLifetimeMs !== null) params.push(maxLifetimeMs);
     const limitClause = limit === null ? '' : `LIMIT ${Math.trunc(limit)}`;
     const rows: SessionRow[] = await this.dataSource.query(
       `SELECT ${COLUMNS} FROM ${this.table}
        WHERE "user" = $1 AND expires > now() ${liveCreatedClause(maxLifetimeMs, 2)}
-       ORDER BY created DESC, id ${limitClause}`,
+       ORDER BY ${newest === 'created' ? 'created' : ACTIVITY} DESC, id ${limitClause}`,
       params,
     );
     return rows.map((row) => toSession(row.id, row));
   }
 
   /**
-   * Pushes `expires` to now + `ttlMs` (never past `created + maxLifetimeMs`); returns the
-   * new expiry. Wrapped in a SELECT: for a top-level UPDATE, TypeORM's `query()` returns
-   * `[rows, rowCount]` on pg instead of the rows.
+   * Pushes `expires` to now + `ttlMs` (never past `created + maxLifetimeMs`) and, with
+   * `touch`, `last_seen` to now: one write for both. Returns the new values, null when the
+   * session is gone or expired. Wrapped in a SELECT: for a top-level UPDATE, TypeORM's
+   * `query()` returns `[rows, rowCount]` on pg instead of the rows.
    */
-  async extend(id: string, ttlMs: number, maxLifetimeMs: number | null): Promise<Date | null> {
-    const rows: { expires: Date }[] = await this.dataSource.query(
+  async extend(
+    id: string,
+    ttlMs: number,
+    maxLifetimeMs: number | null,
+    touch: boolean,
+  ): Promise<SessionActivity | null> {
+    const rows: SessionActivity[] = await this.dataSource.query(
       `WITH renewed AS (
          UPDATE ${this.table}
          SET expires = LEAST(now() + $2::float8 * interval '1 millisecond',
-                             created + $3::float8 * interval '1 millisecond')
+                             created + $3::float8 * interval '1 millisecond')${touch ? ', last_seen = now()' : ''}
          WHERE id = $1 AND expires > now()
-         RETURNING expires
+         RETURNING expires, last_seen
        )
-       SELECT expires FROM renewed`,
+       SELECT expires, last_seen AS "lastSeen" FROM renewed`,
       [id, ttlMs, maxLifetimeMs ?? Number.MAX_SAFE_INTEGER],
     );
-    return rows.length ? new Date(rows[0].expires) : null;
+    return rows.length ? toActivity(rows[0]) : null;
+  }
+
+  /**
+   * Moves `last_seen` to now unless it moved less than `intervalMs` ago. The condition is
+   * checked again on the locked row, so requests racing on one session (on any number of
+   * app instances) write it once: the others find it fresh and write nothing. Returns the
+   * new values, or null when nothing was written.
+   */
+  async touch(id: string, intervalMs: number): Promise<SessionActivity | null> {
+    const rows: SessionActivity[] = await this.dataSource.query(
+      `WITH touched AS (
+         UPDATE ${this.table} SET last_seen = now()
+         WHERE id = $1 AND expires > now()
+           AND (last_seen IS NULL OR last_seen <= now() - $2::float8 * interval '1 millisecond')
+         RETURNING expires, last_seen
+       )
+       SELECT expires, last_seen AS "lastSeen" FROM touched`,
+      [id, intervalMs],
+    );
+    return rows.length ? toActivity(rows[0]) : null;
   }
 
   /**
@@ -312,9 +423,9 @@ export class SessionStore {
   ): Promise<Session | null> {
     const rows: SessionRow[] = await this.dataSource.query(
       `WITH old AS (DELETE FROM ${this.table} WHERE id = $1 AND expires > now() ${liveCreatedClause(maxLifetimeMs, 3)}
-                    RETURNING "user", created, expires, ${AUTHENTICATED_AT} AS authenticated_at)
-       INSERT INTO ${this.table} (${INSERT_COLUMNS})
-       SELECT $2, "user", created, expires, ${reauthenticated ? 'now()' : 'authenticated_at'} FROM old
+                    RETURNING "user", created, expires, ${AUTHENTICATED_AT} AS authenticated_at, user_agent, ip, last_seen)
+       INSERT INTO ${this.table} (${INSERT_COLUMNS}, user_agent, ip, last_seen)
+       SELECT $2, "user", created, expires, ${reauthenticated ? 'now()' : 'authenticated_at'}, user_agent, ip, last_seen FROM old
        RETURNING ${COLUMNS}`,
       maxLifetimeMs === null ? [oldId, newId] : [oldId, newId, maxLifetimeMs],
     );
@@ -367,15 +478,19 @@ function liveCreatedClause(maxLifetimeMs: number | null, param: number): string 
 }
 
 /** A `Session` entity from a row: times as `Date`s, or as the lookup's epoch milliseconds. */
-function toSession(
-  id: string,
-  row: Pick<SessionRow | LookupRow, 'user' | 'created' | 'expires' | 'authenticatedAt'>,
-): Session {
+function toSession(id: string, row: SessionRow | LookupRow): Session {
   const session = new Session();
   session.id = id;
   session.user = row.user;
   session.created = new Date(row.created);
   session.expires = new Date(row.expires);
   session.authenticatedAt = new Date(row.authenticatedAt);
+  session.userAgent = row.userAgent ?? null;
+  session.ip = row.ip ?? null;
+  session.lastSeen = row.lastSeen === null || row.lastSeen === undefined ? null : new Date(row.lastSeen);
   return session;
+}
+
+function toActivity(row: { expires: Date | string; lastSeen: Date | string | null }): SessionActivity {
+  return { expires: new Date(row.expires), lastSeen: row.lastSeen === null ? null : new Date(row.lastSeen) };
 }

@@ -283,9 +283,17 @@ describeEachWhere(CHROMIUM_AVAILABLE ? STORAGES : [], 'chromium', 'the demo in C
 
   it('renders a tidy home page (screenshot for the README)', async () => {
     const { page, username, password } = await signedUpDevice('alice');
-    await logIn(await newDevice(), username, password);
+    // The other device is another browser, so the table shows two recognisable rows.
+    const firefox = await browser.newContext({
+      userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0',
+    });
+    contexts.push(firefox);
+    await logIn(await firefox.newPage(), username, password);
     await page.goto(`${server.url}/?notice=signed-up`);
     expect(await page.locator('tbody tr').count()).toBe(2);
+    await expect(page.locator('tbody tr:not(.current) td').first().textContent()).resolves.toMatch(
+      /^Firefox 128 on Windows · 127\.0\.0\.x · active just now$/,
+    );
     await expect(page.locator('tr.current .badge').textContent()).resolves.toBe('this browser');
     const png = await page.screenshot({ fullPage: true });
     expect(png.subarray(1, 4).toString()).toBe('PNG');

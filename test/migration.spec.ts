@@ -3,14 +3,18 @@ import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
+import request from 'supertest';
 import {
   AddSessionAuthenticatedAt1770400000000,
   AddSessionCacheTrigger1770500000000,
+  AddSessionDeviceInfo1770600000000,
   CreateSessionsTable1770095236000,
   Session,
   sessionMigrations,
 } from '../src/index.js';
+import { generateCookieValue } from '../src/session-token.js';
 import { POSTGRES_DIRECT, TEST_DATABASES, type OpenDatabase } from './support/databases.js';
+import { bootHttpApp, cookiePair, digestOf } from './support/http-app.js';
 import { describeEachWhere } from './support/requirements.js';
 
 const run = promisify(execFile);
@@ -33,15 +37,16 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
     await db.dispose();
   });
 
-  it('are exported in order in sessionMigrations: the table, authenticated_at, the cache trigger', () => {
+  it('are exported in order in sessionMigrations: the table, authenticated_at, the cache trigger, the device info', () => {
     expect(sessionMigrations).toEqual([
       CreateSessionsTable1770095236000,
       AddSessionAuthenticatedAt1770400000000,
       AddSessionCacheTrigger1770500000000,
+      AddSessionDeviceInfo1770600000000,
     ]);
   });
 
-  it('creates the table with timestamptz columns, a primary key and both indexes, and agrees with the entity', async () => {
+  it('creates the table with timestamptz columns, a primary key and its indexes, and agrees with the entity', async () => {
     await dataSource.runMigrations();
     const columns: { column_name: string; data_type: string; is_nullable: string; character_maximum_length: number }[] =
       await dataSource.query(
@@ -69,6 +74,14 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
         is_nullable: 'YES',
         character_maximum_length: null,
       },
+      { column_name: 'user_agent', data_type: 'character varying', is_nullable: 'YES', character_maximum_length: 512 },
+      { column_name: 'ip', data_type: 'character varying', is_nullable: 'YES', character_maximum_length: 64 },
+      {
+        column_name: 'last_seen',
+        data_type: 'timestamp with time zone',
+        is_nullable: 'YES',
+        character_maximum_length: null,
+      },
     ]);
     const indexes: { indexname: string; indexdef: string }[] = await dataSource.query(
       `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'sessions' ORDER BY indexname`,
@@ -76,12 +89,44 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
     expect(indexes.map((index) => index.indexname)).toEqual([
       'IDX_sessions_expires',
       'IDX_sessions_user',
+      'IDX_sessions_user_activity',
       'PK_sessions',
     ]);
+    expect(indexes.find((index) => index.indexname === 'IDX_sessions_user_activity')!.indexdef).toContain(
+      '("user", COALESCE(last_seen, created))',
+    );
     expect(indexes.find((index) => index.indexname === 'IDX_sessions_user')!.indexdef).toContain('("user")');
     // The entity and the migration describe the same schema: synchronize would change nothing.
     const pending = await dataSource.driver.createSchemaBuilder().log();
     expect(pending.upQueries.map((query) => query.query)).toEqual([]);
+  });
+
+  it('the device-info migration is reverted by down to the previous schema, rows kept, and runs again', async () => {
+    await dataSource.query(
+      `INSERT INTO sessions (id, "user", created, expires, user_agent, ip, last_seen)
+       VALUES ('kept', 'u', now(), now() + interval '1 hour', 'UA', '203.0.113.1', now())`,
+    );
+    await dataSource.undoLastMigration();
+    const columns: { column_name: string }[] = await dataSource.query(
+      `SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions' ORDER BY ordinal_position`,
+    );
+    expect(columns.map((column) => column.column_name)).toEqual([
+      'id',
+      'user',
+      'created',
+      'expires',
+      'authenticated_at',
+    ]);
+    const [{ count }] = await dataSource.query(
+      `SELECT count(*)::int AS count FROM pg_indexes WHERE tablename = 'sessions'`,
+    );
+    expect(count).toBe(3);
+    expect(await dataSource.query(`SELECT id, "user" FROM sessions`)).toEqual([{ id: 'kept', user: 'u' }]);
+    await dataSource.runMigrations();
+    expect(await dataSource.query(`SELECT user_agent, ip, last_seen FROM sessions`)).toEqual([
+      { user_agent: null, ip: null, last_seen: null },
+    ]);
+    await dataSource.query(`DELETE FROM sessions`);
   });
 
   it('is reverted by down, leaving no table behind', async () => {
@@ -118,11 +163,12 @@ describe.each(TEST_DATABASES)('the cache trigger migration on %s, as an upgrade'
       `INSERT INTO sessions (id, "user", created, expires)
        SELECT 'row-' || g, 'user-' || g, now(), now() + interval '1 day' FROM generate_series(1, 50) g`,
     );
-    // The new release's data source (kept beside the old one: closing PGlite's would empty it).
+    // The release that added the trigger (kept beside the old one: closing PGlite's would empty it);
+    // later migrations are tested as upgrades of their own.
     dataSource = await new DataSource({
       ...db.options,
       entities: [Session],
-      migrations: sessionMigrations,
+      migrations: sessionMigrations.slice(0, sessionMigrations.indexOf(AddSessionCacheTrigger1770500000000) + 1),
     }).initialize();
   });
   afterAll(async () => {
@@ -206,12 +252,17 @@ describe.each(TEST_DATABASES)('the authenticated_at migration as an upgrade on %
       ],
     );
     expect(await dataSource.query(rows)).toEqual(before);
-    // The package reads them as they were logged in at creation.
-    const [session] = await dataSource.getRepository(Session).findBy({ id: 'b' });
-    expect(session.authenticatedAt.toISOString()).toBe('2026-01-02T03:04:05.678Z');
-    // The entity agrees with the upgraded schema.
+    // The package reads them as they were logged in at creation (read in SQL: the entity also has
+    // the device columns, which a later migration adds).
+    const [{ authenticatedAt }] = await dataSource.query(
+      `SELECT authenticated_at AS "authenticatedAt" FROM sessions WHERE id = 'b'`,
+    );
+    expect(new Date(authenticatedAt).toISOString()).toBe('2026-01-02T03:04:05.678Z');
+    // The entity agrees with the upgraded schema on this column (later migrations' columns aside).
     const pending = await dataSource.driver.createSchemaBuilder().log();
-    expect(pending.upQueries.map((query) => query.query)).toEqual([]);
+    expect(pending.upQueries.map((query) => query.query).filter((query) => query.includes('authenticated_at'))).toEqual(
+      [],
+    );
 
     await dataSource.undoLastMigration();
     expect(await columnsOf()).toEqual(['id', 'user', 'created', 'expires']);
@@ -237,31 +288,23 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
   it('run, show, schema:log and revert work on a fresh database', async () => {
     expect(await npm('migration:show')).toContain('[ ] CreateSessionsTable1770095236000');
     const ran = await npm('migration:run');
-    for (const name of [
-      'CreateSessionsTable1770095236000',
-      'AddSessionAuthenticatedAt1770400000000',
-      'AddSessionCacheTrigger1770500000000',
-    ]) {
-      expect(ran).toContain(`${name} has been executed successfully`);
+    for (const Migration of sessionMigrations) {
+      expect(ran).toContain(`${new Migration().name} has been executed successfully`);
     }
-    expect(await npm('migration:show')).toContain('[X] 3 AddSessionCacheTrigger1770500000000');
+    expect(await npm('migration:show')).toContain('[X] 4 AddSessionDeviceInfo1770600000000');
     expect(await npm('schema:log')).toContain('Your schema is up to date');
-    // Each revert goes one migration back.
-    expect(await npm('migration:revert')).toContain('reverted successfully');
-    expect(await npm('migration:show')).toContain('[ ] AddSessionCacheTrigger1770500000000');
-    expect(await npm('migration:revert')).toContain('reverted successfully');
-    const show = await npm('migration:show');
-    expect(show).toMatch(/\[X\] \d+ CreateSessionsTable1770095236000/);
-    expect(show).toContain('[ ] AddSessionAuthenticatedAt1770400000000');
-    expect(await npm('migration:revert')).toContain('reverted successfully');
+    // Newest first, one at a time; migration:show marks each as pending again.
+    for (const Migration of [...sessionMigrations].reverse()) {
+      expect(await npm('migration:revert')).toContain('reverted successfully');
+      expect(await npm('migration:show')).toContain(`[ ] ${new Migration().name}`);
+    }
     expect(await npm('migration:show')).toContain('[ ] CreateSessionsTable1770095236000');
-  }, 120_000);
+  }, 300_000);
 
   it('upgrades a database of the previous release with sessions in it', async () => {
-    // `migration:run` then two reverts leave exactly the table of the release before authenticated_at.
+    // `migration:run` then reverting all but the first leaves exactly the table of the release before authenticated_at.
     await npm('migration:run');
-    await npm('migration:revert');
-    await npm('migration:revert');
+    for (let left = sessionMigrations.length; left > 1; left--) await npm('migration:revert');
     const client = new pg.Client({ connectionString: db.url! });
     await client.connect();
     try {
@@ -277,5 +320,67 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
     } finally {
       await client.end();
     }
-  }, 120_000);
+  }, 300_000);
+
+  it('upgrade with rows: old sessions authenticate with null device info, new logins carry it, revert keeps both', async () => {
+    // A database of the release before the device columns (whatever the tests above left), holding a session.
+    await npm('migration:run');
+    expect(await npm('migration:revert')).toContain('AddSessionDeviceInfo1770600000000 has been reverted successfully');
+    const oldCookie = generateCookieValue();
+    const before = await new DataSource({ ...db.options }).initialize();
+    try {
+      await before.query(
+        `INSERT INTO sessions (id, "user", created, expires) VALUES ($1, 'old-user', now(), now() + interval '1 day')`,
+        [digestOf(oldCookie)],
+      );
+    } finally {
+      await before.destroy();
+    }
+    expect(await npm('migration:show')).toContain('[ ] AddSessionDeviceInfo1770600000000');
+    expect(await npm('migration:run')).toContain('AddSessionDeviceInfo1770600000000 has been executed successfully');
+
+    const http = await bootHttpApp('express', { database: db.options });
+    let newCookie: string;
+    try {
+      const me = await request(http.server).get('/guarded/me').set('Cookie', `session_id=${oldCookie}`).expect(200);
+      expect(me.body).toEqual({ user: { id: 'old-user' } });
+      const [old] = await http.dataSource.query('SELECT user_agent, ip FROM sessions WHERE id = $1', [
+        digestOf(oldCookie),
+      ]);
+      expect(old).toEqual({ user_agent: null, ip: null });
+      const login = await request(http.server)
+        .post('/auth/login')
+        .set('User-Agent', 'Upgraded/1.0')
+        .send({ userId: 'new-user' })
+        .expect(200);
+      newCookie = cookiePair(login).split('=')[1];
+      const [fresh] = await http.dataSource.query('SELECT user_agent, ip, last_seen FROM sessions WHERE id = $1', [
+        digestOf(newCookie),
+      ]);
+      expect(fresh.user_agent).toBe('Upgraded/1.0');
+      expect(fresh.ip).toMatch(/127\.0\.0\.1$/);
+      expect(fresh.last_seen).toBeInstanceOf(Date);
+    } finally {
+      await http.close();
+    }
+
+    expect(await npm('migration:revert')).toContain('AddSessionDeviceInfo1770600000000 has been reverted successfully');
+    // Both sessions are still live for the previous release, whose guard looks them up by
+    // primary key reading only these columns.
+    const after = await new DataSource({ ...db.options }).initialize();
+    try {
+      for (const [cookieValue, user] of [
+        [oldCookie, 'old-user'],
+        [newCookie, 'new-user'],
+      ]) {
+        const rows = await after.query(
+          `SELECT "user", created, expires FROM sessions WHERE id = $1 AND expires > now()`,
+          [digestOf(cookieValue)],
+        );
+        expect(rows).toEqual([expect.objectContaining({ user })]);
+      }
+    } finally {
+      await after.destroy();
+    }
+  }, 300_000);
 });

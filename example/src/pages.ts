@@ -1,5 +1,6 @@
 // Server-rendered pages: plain template strings, every interpolated value escaped.
 import type { Session } from 'nestjs-typeorm-session';
+import { deviceLabel } from './device-label.js';
 import { PASSWORD_LENGTH, USERNAME_LENGTH } from './credentials.js';
 import { PURGE_DESCRIPTION, RECENT_LOGIN_DESCRIPTION, RECENT_LOGIN_MS } from './demo.settings.js';
 import type { User } from './user.entity.js';
@@ -174,7 +175,7 @@ export function homePage(options: HomePageOptions): string {
     .map((session) => {
       const current = session.id === currentSessionId;
       return `<tr${current ? ' class="current"' : ''} data-session-id="${escapeHtml(session.id)}">
-      <td><code title="SHA-256 digest of the cookie value: all the database knows">${escapeHtml(session.id.slice(0, 12))}…</code>${current ? ' <span class="badge">this browser</span>' : ''}</td>
+      <td><span class="device" title="${escapeHtml(session.userAgent ?? 'no User-Agent was sent')}">${escapeHtml(deviceLabel(session, now))}</span>${current ? ' · <span class="badge">this browser</span>' : ''}</td>
       <td>${formatDate(session.created)}<br><span class="muted">${relativeTime(session.created, now)}</span></td>
       <td>${formatDate(session.expires)}<br><span class="muted">${relativeTime(session.expires, now)}</span></td>
       <td><form class="inline" method="post" action="/sessions/${encodeURIComponent(session.id)}/revoke"><button class="danger small" type="submit">Revoke</button></form></td>
@@ -191,7 +192,7 @@ export function homePage(options: HomePageOptions): string {
 <div class="card">
   <h2>Your sessions <span class="muted">(${sessions.length})</span></h2>
   <table>
-    <thead><tr><th>Session</th><th>Created</th><th>Expires</th><th></th></tr></thead>
+    <thead><tr><th>Device</th><th>Created</th><th>Expires</th><th></th></tr></thead>
     <tbody>
     ${rows}
     </tbody>

@@ -1,10 +1,12 @@
 import { CreateSessionsTable1770095236000 } from './1770095236000-create-sessions-table.js';
 import { AddSessionAuthenticatedAt1770400000000 } from './1770400000000-add-session-authenticated-at.js';
 import { AddSessionCacheTrigger1770500000000 } from './1770500000000-add-session-cache-trigger.js';
+import { AddSessionDeviceInfo1770600000000 } from './1770600000000-add-session-device-info.js';
 
 export {
   AddSessionAuthenticatedAt1770400000000,
   AddSessionCacheTrigger1770500000000,
+  AddSessionDeviceInfo1770600000000,
   CreateSessionsTable1770095236000,
 };
 
@@ -17,4 +19,5 @@ export const sessionMigrations = [
   CreateSessionsTable1770095236000,
   AddSessionAuthenticatedAt1770400000000,
   AddSessionCacheTrigger1770500000000,
+  AddSessionDeviceInfo1770600000000,
 ];

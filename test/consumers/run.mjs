@@ -18,18 +18,13 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 
 const HERE = import.meta.dirname;
 const ROOT = resolve(HERE, '../..');
 const PACKAGE = 'nestjs-typeorm-session';
-/** The package's migrations, in order. */
-const MIGRATIONS = [
-  'CreateSessionsTable1770095236000',
-  'AddSessionAuthenticatedAt1770400000000',
-  'AddSessionCacheTrigger1770500000000',
-];
 const PLATFORMS = ['express', 'fastify'];
 /** How each app must load the package: the CommonJS one through `require` (require(esm)). */
 const CONSUMERS = [
@@ -177,14 +172,22 @@ async function migrate(appDir, url) {
       throw new Error(`after ${step}: expected ${JSON.stringify(expected)}, found ${JSON.stringify(state)}`);
     }
   };
+  const migrations = await migrationNames();
   await typeorm('migration:run');
-  await expect('migration:run', { table: true, applied: MIGRATIONS });
-  for (let left = MIGRATIONS.length - 1; left >= 0; left--) {
+  await expect('migration:run', { table: true, applied: migrations });
+  // Reverted one by one, newest first: the table stays until its own migration is reverted.
+  for (let left = migrations.length - 1; left >= 0; left--) {
     await typeorm('migration:revert');
-    await expect('migration:revert', { table: left > 0, applied: MIGRATIONS.slice(0, left) });
+    await expect(`migration:revert down to ${left}`, { table: left > 0, applied: migrations.slice(0, left) });
   }
   await typeorm('migration:run');
-  await expect('the second migration:run', { table: true, applied: MIGRATIONS });
+  await expect('the second migration:run', { table: true, applied: migrations });
+}
+
+/** The package's migrations in order, as the build that `npm pack` packed lists them in `sessionMigrations`. */
+async function migrationNames() {
+  const { sessionMigrations } = await import(pathToFileURL(join(ROOT, 'dist/index.js')).href);
+  return sessionMigrations.map((Migration) => new Migration().name);
 }
 
 /** Installs, compiles, migrates and checks one app; resolves to its failures. */

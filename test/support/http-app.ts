@@ -218,6 +218,8 @@ export interface HttpAppOptions {
   controllers?: Type[];
   /** Default: Nest's logger silenced. */
   logger?: LoggerService | false;
+  /** Trust `X-Forwarded-For` from any peer: Express `trust proxy` true, Fastify `trustProxy: true`. Default: false. */
+  trustProxy?: boolean;
 }
 
 export interface HttpApp {
@@ -244,7 +246,10 @@ export async function bootHttpApp(platform: HttpPlatform, options: HttpAppOption
   })
   class AppModule {}
 
-  const adapter = platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
+  const trustProxy = options.trustProxy ?? false;
+  const adapter = platform === 'fastify' ? new FastifyAdapter({ trustProxy }) : new ExpressAdapter();
+  if (platform === 'express' && trustProxy)
+    (adapter.getInstance() as { set(name: string, value: unknown): void }).set('trust proxy', true);
   const app = await NestFactory.create(AppModule, adapter, { logger: options.logger ?? false, abortOnError: false });
   await app.init();
   if (platform === 'fastify') await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
