@@ -1,24 +1,20 @@
 // The demo's session table in Chromium: two browsers with different user agents show two
 // rows a person recognises, and "active …" moves once per activityInterval.
-// DemoServer and the launch flags are a minimal copy of test/demo-browser.spec.ts (shared
-// helpers are being extracted to test/support/demo-server.ts separately; dedupe then).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { POSTGRES_URL, postgresAt } from './support/databases.js';
-import { CHROMIUM_AVAILABLE, CHROMIUM_PATH, describeEachWhere } from './support/requirements.js';
+import { CHROMIUM_LAUNCH_OPTIONS, compileDemo, DemoServer } from './support/demo-server.js';
+import { CHROMIUM_AVAILABLE, describeEachWhere } from './support/requirements.js';
 
-const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 const CHROME_LINUX =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36';
 const FIREFOX_WINDOWS = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0';
 
-/** Where the demo keeps its data, and how the test runs SQL on it (the demo's clock is the database's). */
+/** Where the demo keeps its data, and how the test runs SQL on it (the demo's clock is the database's): test/support/demo-server.ts's storages plus `query`. */
 interface DemoStorage {
   env: Record<string, string | undefined>;
   /** Runs `sql` on the demo's database; PGlite's directory has one owner, so the demo is stopped around it. */
@@ -74,63 +70,6 @@ const STORAGES: [string, () => Promise<DemoStorage>][] = [
     : []),
 ];
 
-/** The demo server as a child process, as `npm start` runs it (minus the build). */
-class DemoServer {
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly url: string,
-  ) {}
-
-  static start(env: Record<string, string | undefined>): Promise<DemoServer> {
-    const childEnv: NodeJS.ProcessEnv = {
-      ...process.env,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      NO_COLOR: '1',
-      NODE_ENV: 'test',
-    };
-    for (const [name, value] of Object.entries(env)) {
-      if (value === undefined) delete childEnv[name];
-      else childEnv[name] = value;
-    }
-    const child = spawn(process.execPath, [join(ROOT, 'example/dist/main.js')], {
-      cwd: ROOT,
-      env: childEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const output: string[] = [];
-    return new Promise((resolvePromise, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`demo did not start within 60 s:\n${output.join('')}`));
-      }, 60_000);
-      const onData = (chunk: Buffer) => {
-        output.push(chunk.toString());
-        const ready = /Demo ready: open (http:\/\/\S+)/.exec(output.join(''));
-        if (ready) {
-          clearTimeout(timer);
-          resolvePromise(new DemoServer(child, ready[1]));
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`demo exited with ${code} before it was ready:\n${output.join('')}`));
-      });
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise<void>((done) => this.child.once('exit', () => done()));
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
 describeEachWhere(
   CHROMIUM_AVAILABLE ? STORAGES : [],
   'chromium',
@@ -142,17 +81,8 @@ describeEachWhere(
     const contexts: BrowserContext[] = [];
 
     beforeAll(async () => {
-      if (!existsSync(join(ROOT, 'dist/index.js'))) {
-        throw new Error('dist/ is missing: the demo imports the built package. Run `npm run build` first.');
-      }
-      execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'example/tsconfig.json'], {
-        cwd: ROOT,
-        stdio: 'pipe',
-      });
-      browser = await chromium.launch({
-        executablePath: CHROMIUM_PATH,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
-      });
+      compileDemo();
+      browser = await chromium.launch(CHROMIUM_LAUNCH_OPTIONS);
       storage = await openStorage();
       server = await DemoServer.start(storage.env);
     }, 120_000);
