@@ -89,9 +89,11 @@ describe.each(TEST_DATABASES)('cached sessions expire by the database clock on %
       const cookie = 'capped-session-value-0123456789abcdefghijk';
       const id = digestOf(cookie);
       // Created so that its absolute cap is 600 ms from the database's now; expires much later.
+      // `last_seen` as a login sets it: with none, the first request's activity write would
+      // (rightly) take the entry out of the cache, which is not what this test is about.
       await sql(
-        `INSERT INTO sessions (id, "user", created, expires)
-         VALUES ($1, 'capped', now() - $2 * interval '1 millisecond' + interval '600 milliseconds', now() + interval '1 day')`,
+        `INSERT INTO sessions (id, "user", created, expires, last_seen)
+         VALUES ($1, 'capped', now() - $2 * interval '1 millisecond' + interval '600 milliseconds', now() + interval '1 day', now())`,
         [id, ABSOLUTE_MS],
       );
       await me(cookie);
