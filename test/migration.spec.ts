@@ -304,107 +304,76 @@ describe.each(TEST_DATABASES)('the authenticated_at migration as an upgrade on %
 
 describe.each(TEST_DATABASES)('the device-binding migration as an upgrade on %s', (_label, database) => {
   let db: OpenDatabase;
+  let dataSource: DataSource;
 
   beforeAll(async () => {
     db = await database.open();
-  });
-  afterAll(() => db.dispose());
-
-  it('adds the binding columns to sessions already there (read as unbound), and down drops them keeping every session', async () => {
-    // The release before: every migration up to the device info, with sessions in it.
-    const previous = await new DataSource({
-      ...db.options,
-      migrations: sessionMigrations.filter((migration) => migration !== AddSessionDeviceBinding1770700000000),
-    }).initialize();
-    const oldCookie = generateCookieValue();
-    try {
-      await previous.runMigrations();
-      await previous.query(
-        `INSERT INTO sessions (id, "user", created, expires, authenticated_at, user_agent, ip, last_seen) VALUES
-           ($1, 'old-user', now(), now() + interval '1 day', now(), 'UA', '203.0.113.9', now()),
-           ('other', 'bob', '2026-01-02T03:04:05.678Z', '2027-01-01T00:00:00Z', NULL, NULL, NULL, NULL)`,
-        [digestOf(oldCookie)],
-      );
-    } finally {
-      await previous.destroy();
-    }
-    const dataSource = await new DataSource({
+    dataSource = await new DataSource({
       ...db.options,
       entities: [Session],
       migrations: sessionMigrations,
     }).initialize();
-    try {
-      const rows = `SELECT id, "user", created, expires, authenticated_at, user_agent, ip, last_seen FROM sessions ORDER BY id`;
-      const before = await dataSource.query(rows);
-      const applied = await dataSource.runMigrations();
-      expect(applied.map((migration) => migration.name)).toEqual(['AddSessionDeviceBinding1770700000000']);
-      const unbound = {
-        device_key: null,
-        device_session_id: null,
-        bound_cookie: null,
-        bound_cookie_expires: null,
-        previous_bound_cookie: null,
-        previous_bound_cookie_expires: null,
-        device_challenges: null,
-      };
-      expect(await dataSource.query(rows)).toEqual(before);
-      expect(
-        await dataSource.query(
-          `SELECT device_key, device_session_id, bound_cookie, bound_cookie_expires, previous_bound_cookie,
-                  previous_bound_cookie_expires, device_challenges FROM sessions`,
-        ),
-      ).toEqual([unbound, unbound]);
-      const pending = await dataSource.driver.createSchemaBuilder().log();
-      expect(pending.upQueries.map((query) => query.query)).toEqual([]);
-    } finally {
-      await dataSource.destroy();
-    }
+  });
+  afterAll(async () => {
+    await dataSource.destroy();
+    await db.dispose();
+  });
 
-    // The old session opens with its cookie alone (unbound), and a new login can bind.
-    const http = await bootHttpApp('express', { database: db.options, session: { deviceBinding: true } });
-    try {
-      const me = await request(http.server).get('/guarded/me').set('Cookie', `session_id=${oldCookie}`).expect(200);
-      expect(me.body).toEqual({ user: { id: 'old-user' } });
-      await http.dataSource.query(
-        `UPDATE sessions SET device_key = '{"kty":"EC"}'::jsonb, device_session_id = 's', bound_cookie = $2,
-                bound_cookie_expires = now() + interval '1 minute' WHERE id = $1`,
-        [digestOf(oldCookie), digestOf('bound-value')],
-      );
-      await request(http.server).get('/guarded/me').set('Cookie', `session_id=${oldCookie}`).expect(401);
-      await request(http.server)
-        .get('/guarded/me')
-        .set('Cookie', `session_id=${oldCookie}; __Host-session_id-bound=bound-value`)
-        .expect(200);
-    } finally {
-      await http.close();
-    }
+  const columnsOf = async (): Promise<string[]> =>
+    (
+      await dataSource.query(
+        `SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions' ORDER BY ordinal_position`,
+      )
+    ).map((column: { column_name: string }) => column.column_name);
 
-    const after = await new DataSource({ ...db.options, migrations: sessionMigrations }).initialize();
-    try {
-      await after.undoLastMigration();
-      const columns = (
-        await after.query(
-          `SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions' ORDER BY ordinal_position`,
-        )
-      ).map((column: { column_name: string }) => column.column_name);
-      expect(columns).toEqual([
-        'id',
-        'user',
-        'created',
-        'expires',
-        'authenticated_at',
-        'user_agent',
-        'ip',
-        'last_seen',
-      ]);
-      // Both sessions are kept; the previous release's guard opens the bound one with its cookie alone again.
-      expect(await after.query(`SELECT id FROM sessions ORDER BY id`)).toEqual(
-        [{ id: digestOf(oldCookie) }, { id: 'other' }].sort((a, b) => (a.id < b.id ? -1 : 1)),
-      );
-      await after.runMigrations();
-    } finally {
-      await after.destroy();
-    }
+  it('adds the binding columns to sessions already there (read as unbound), and down drops them keeping every session', async () => {
+    await dataSource.runMigrations({ transaction: 'each' });
+    await dataSource.undoLastMigration(); // the release before: every migration up to the device info
+    const previousColumns = ['id', 'user', 'created', 'expires', 'authenticated_at', 'user_agent', 'ip', 'last_seen'];
+    expect(await columnsOf()).toEqual(previousColumns);
+    await dataSource.query(
+      `INSERT INTO sessions (id, "user", created, expires, authenticated_at, user_agent, ip, last_seen) VALUES
+         ('a', 'alice', now(), now() + interval '1 day', now(), 'UA', '203.0.113.9', now()),
+         ('b', 'bob', '2026-01-02T03:04:05.678Z', '2027-01-01T00:00:00Z', NULL, NULL, NULL, NULL)`,
+    );
+    const rows = `SELECT ${previousColumns.map((column) => `"${column}"`).join(', ')} FROM sessions ORDER BY id`;
+    const before = await dataSource.query(rows);
+
+    const applied = await dataSource.runMigrations();
+    expect(applied.map((migration) => migration.name)).toEqual(['AddSessionDeviceBinding1770700000000']);
+    expect(await dataSource.query(rows)).toEqual(before);
+    const unbound = {
+      device_key: null,
+      device_session_id: null,
+      bound_cookie: null,
+      bound_cookie_expires: null,
+      previous_bound_cookie: null,
+      previous_bound_cookie_expires: null,
+      device_challenges: null,
+    };
+    expect(
+      await dataSource.query(
+        `SELECT device_key, device_session_id, bound_cookie, bound_cookie_expires, previous_bound_cookie,
+                previous_bound_cookie_expires, device_challenges FROM sessions ORDER BY id`,
+      ),
+    ).toEqual([unbound, unbound]);
+    const pending = await dataSource.driver.createSchemaBuilder().log();
+    expect(pending.upQueries.map((query) => query.query)).toEqual([]);
+
+    // A session bound meanwhile: down drops its binding and keeps it (the previous release
+    // opens it with its cookie alone), and the migration runs again.
+    await dataSource.query(
+      `UPDATE sessions SET device_key = '{"kty":"EC","crv":"P-256","x":"x","y":"y"}', device_session_id = 's',
+              bound_cookie = repeat('0', 64), bound_cookie_expires = now() + interval '1 minute',
+              device_challenges = '[{"value":"c","expires":0}]' WHERE id = 'a'`,
+    );
+    await dataSource.undoLastMigration();
+    expect(await columnsOf()).toEqual(previousColumns);
+    expect(await dataSource.query(rows)).toEqual(before);
+    await dataSource.runMigrations();
+    expect(await dataSource.query(`SELECT count(*)::int AS bound FROM sessions WHERE device_key IS NOT NULL`)).toEqual([
+      { bound: 0 },
+    ]);
   });
 });
 
