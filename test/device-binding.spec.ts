@@ -123,7 +123,7 @@ describe('deviceBinding options', () => {
   });
 });
 
-describe.each(TEST_DATABASES)('device-bound sessions (DBSC) on %s', (_label, database) => {
+describe.each(TEST_DATABASES)('device-bound sessions (DBSC) on %s', (label, database) => {
   describe.each(HTTP_PLATFORMS)('on %s', (_platform, platform) => {
     let db: OpenDatabase;
     let http: HttpApp;
@@ -542,6 +542,33 @@ describe.each(TEST_DATABASES)('device-bound sessions (DBSC) on %s', (_label, dat
       expect((await postRefresh(browser)).status).toBe(401);
     });
 
+    it("serves its POSTs before any guard: the browser's same-origin requests pass; a cross-site form can change nothing", async () => {
+      const browser = await login('olga');
+      const id = idOf(browser);
+      const proof = browser.device.registrationProof(browser.registration.challenge);
+      // What a cross-site form can send (no custom headers): refused by the endpoint itself, not by a guard.
+      const forged = await request(http.server)
+        .post('/dbsc/registration')
+        .set('Cookie', browser.session)
+        .set('Sec-Fetch-Site', 'cross-site')
+        .set('Origin', 'https://evil.example')
+        .type('form')
+        .send({ jwt: proof });
+      expect(forged.status).toBe(400);
+      expect(forged.body.code).toBeUndefined(); // not the guard's CROSS_ORIGIN_REQUEST
+      const forgedRefresh = await request(http.server)
+        .post('/dbsc/refresh')
+        .set('Cookie', browser.session)
+        .set('Sec-Fetch-Site', 'cross-site');
+      expect(forgedRefresh.status).toBe(400);
+      expect((await rowOf(http.dataSource, id)).device_key).toBeNull();
+      // The browser's own registration: same-origin, as the spec's fetch sends it.
+      const registered = await postRegistration(browser, proof)
+        .set('Sec-Fetch-Site', 'same-origin')
+        .set('Origin', 'http://127.0.0.1');
+      expect(registered.status).toBe(200);
+    });
+
     it('logout clears the bound cookie too, and revocation ends a bound session at once', async () => {
       const browser = await login('gina');
       await register(browser);
@@ -644,7 +671,7 @@ describe.each(TEST_DATABASES)('device-bound sessions (DBSC) on %s', (_label, dat
       expect(huge.status).toBeLessThan(500);
       expect(await rowOf(http.dataSource, idOf(browser))).toEqual(registrationRow);
       expect(await rowOf(http.dataSource, idOf(registered), true)).toEqual(refreshRow);
-      process.stderr.write(`[device-binding] ${database.kind}/${platform}: ${runs} fuzzed proofs, no 5xx\n`);
+      process.stderr.write(`[device-binding] ${label}/${platform}: ${runs} fuzzed proofs, no 5xx\n`);
     });
   });
 });
