@@ -530,6 +530,20 @@ describe.each(TEST_DATABASES)('device-bound sessions (DBSC) on %s', (label, data
       expect(openCount).toBe(3);
     });
 
+    it('two refreshes racing on one challenge: exactly one gets a bound cookie, the other a fresh challenge', async () => {
+      const browser = await login('race');
+      await register(browser);
+      const challenge = await askChallenge(browser);
+      const proof = browser.device.refreshProof(challenge);
+      const answers = await Promise.all([postRefresh(browser, proof), postRefresh(browser, proof)]);
+      expect(answers.map((answer) => answer.status).sort()).toEqual([200, 403]);
+      const [{ current }] = await http.dataSource.query('SELECT bound_cookie AS current FROM sessions WHERE id = $1', [
+        idOf(browser),
+      ]);
+      const winner = answers.find((answer) => answer.status === 200)!;
+      expect(current).toBe(digestOf(cookiePair(winner, BOUND).split('=')[1]));
+    });
+
     it('answers a refresh for a session that never registered, or is gone, with 401 (the browser ends its binding)', async () => {
       const unbound = await login('frank');
       expect((await postRefresh(unbound, undefined, 'anything')).status).toBe(401);
@@ -677,7 +691,7 @@ describe.each(TEST_DATABASES)('device-bound sessions (DBSC) on %s', (label, data
 });
 
 describe.each(TEST_DATABASES)(
-  'device binding with the cache, a global prefix and other paths on %s',
+  'device binding with the cache, plain ids, a global prefix and other paths on %s',
   (_label, database) => {
     describe.each(HTTP_PLATFORMS)('on %s', (_platform, platform) => {
       let db: OpenDatabase;
@@ -691,6 +705,8 @@ describe.each(TEST_DATABASES)(
           session: {
             globalGuard: true,
             cache: { heartbeatMs: 200 },
+            // The stored id is the cookie value itself: the endpoints find the row as the guard does.
+            hashSessionIds: false,
             deviceBinding: { registrationPath: '/device/bind', refreshPath: '/device/renew', boundCookieName: 'bound' },
           },
           controllers: [AuthFixtureController, ProfileFixtureController],
