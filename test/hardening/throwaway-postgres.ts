@@ -66,13 +66,14 @@ function controls(
   space: Awaited<ReturnType<typeof workspace>>,
   port: number,
   extraOptions: string[] = [],
+  durable = false,
 ): ThrowawayPostgres {
   const { dir, data, tool } = space;
   const options = [
     `-p ${port}`,
     "-c listen_addresses='127.0.0.1'",
     `-c unix_socket_directories='${dir}'`,
-    '-c fsync=off',
+    `-c fsync=${durable ? 'on' : 'off'}`,
     '-c max_connections=50',
     ...extraOptions,
   ].join(' ');
@@ -98,12 +99,15 @@ function controls(
   };
 }
 
-export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
+/** `durable`: fsync on (`bench:scaling` times commits); tests run without, as every throwaway did so far. */
+export async function startThrowawayPostgres({
+  durable = false,
+}: { durable?: boolean } = {}): Promise<ThrowawayPostgres> {
   const space = await workspace('nts-throwaway-pg-');
   const port = await freePort();
   await space.tool('initdb', ['-D', space.data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
   // wal_level replica and WAL senders (PostgreSQL 10+'s defaults, said anyway): a standby may stream from it.
-  const server = controls(space, port, ['-c wal_level=replica', '-c max_wal_senders=5']);
+  const server = controls(space, port, ['-c wal_level=replica', '-c max_wal_senders=5'], durable);
   await server.start();
   return server;
 }
