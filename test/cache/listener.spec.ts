@@ -92,7 +92,11 @@ describeEachWhere(POSTGRES_ONLY, 'postgres', 'the cache listener on %s', (_label
       // pg_terminate_backend only signals: the listener learns of the death when its socket
       // closes. A revocation committed before that is the window docs/cache.md bounds by two
       // heartbeats; this case is about the one committed after, while it reconnects.
-      await waitFor(() => !cacheOf(http.app).cache.subscribedNow, 2 * HEARTBEAT_MS + 1000, 'listener noticed its death');
+      await waitFor(
+        () => !cacheOf(http.app).cache.subscribedNow,
+        2 * HEARTBEAT_MS + 1000,
+        'listener noticed its death',
+      );
       await outside.query('DELETE FROM sessions WHERE id = $1', [digestOf(cookie)]);
       expect(await statusOf(http.server, cookie)).toBe(401);
       expect(logger.text()).toContain('Cache listener down');
