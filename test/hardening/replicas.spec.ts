@@ -171,10 +171,14 @@ describeWhere(
      * delay; counted by a sequential scan, so the index-scan counts stay the lookups'). Three
      * hours left of a four-hour ttl: not due for a sliding renewal.
      */
-    async function seed(count: number, expiresIn = '3 hours'): Promise<{ cookieValue: string; user: string }[]> {
+    async function seed(
+      count: number,
+      expiresIn = '3 hours',
+      user: string | null = null,
+    ): Promise<{ cookieValue: string; user: string }[]> {
       const seeded = Array.from({ length: count }, () => ({
         cookieValue: randomBytes(32).toString('base64url'),
-        user: `user-${randomBytes(6).toString('hex')}`,
+        user: user ?? `user-${randomBytes(6).toString('hex')}`,
       }));
       await admin.query(
         `INSERT INTO sessions (id, "user", created, expires, last_seen)
@@ -381,6 +385,38 @@ describeWhere(
       expect(servedByStandby).toBeGreaterThanOrEqual(REVOCATIONS * 0.9);
       expect(backgroundChecks).toBeGreaterThan(0);
     }, 120_000);
+
+    it('get, getUserIdFromSessionId and listByUserId read the standby, yet never return a revoked session nor miss a login made here', async () => {
+      const user = `devices-${randomBytes(4).toString('hex')}`;
+      const [kept, revoked, other] = await seed(3, '3 hours', user);
+      const sessions = b.http.sessions;
+      const listed = async () => (await sessions.listByUserId(user)).map((session) => session.id).sort();
+      const servedBefore = served(b);
+      expect((await sessions.get(kept.cookieValue))?.user).toBe(user);
+      expect(await sessions.getUserIdFromSessionId(kept.cookieValue)).toBe(user);
+      expect(await listed()).toEqual([kept, revoked, other].map((s) => digestOf(s.cookieValue)).sort());
+      expect(served(b) - servedBefore).toBe(3);
+
+      await admin.query('DELETE FROM sessions WHERE id = $1', [digestOf(revoked.cookieValue)]);
+      await waitFor(
+        () => b.recent.names(digestOf(revoked.cookieValue), user, performance.now()),
+        5000,
+        'B heard the revocation',
+      );
+      // The standby still shows it (500 ms behind): the answers below are the primary's.
+      const onStandby = await standbyAdmin.query('SELECT 1 FROM sessions WHERE id = $1', [
+        digestOf(revoked.cookieValue),
+      ]);
+      expect(onStandby.rowCount).toBe(1);
+      expect(await sessions.get(revoked.cookieValue)).toBeNull();
+      expect(await sessions.getUserIdFromSessionId(revoked.cookieValue)).toBeNull();
+      expect(await listed()).toEqual([kept, other].map((s) => digestOf(s.cookieValue)).sort());
+
+      // A login through B: its list has the new session at once, though the standby has not.
+      const login = await call(b, 'POST', '/auth/login', null, { userId: user });
+      expect(await listed()).toContain(digestOf(login.cookie!));
+      expect(await sessions.getUserIdFromSessionId(login.cookie!)).toBe(user);
+    });
 
     it('a sliding renewal due while the standby still has the old expiry never becomes a 401, on A or B', async () => {
       // Expiring in 900 ms with a 4 h ttl: due for renewal (less than half the ttl left) when the
