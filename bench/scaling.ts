@@ -155,7 +155,7 @@ try {
     results.push([line, '']);
   }
   log('');
-  log(table(['pgbench, ' + `${clients} clients, ${seconds} s, fsync on`, 'per second'], results));
+  log(table([`pgbench, ${clients} clients, ${seconds} s, fsync on`, 'per second'], results));
 } finally {
   await Promise.all(listeners.map((client) => client.end().catch(() => undefined)));
   await pool.end();
