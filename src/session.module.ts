@@ -20,6 +20,10 @@ import { resolveSessionOptions } from './session.options.js';
 import { SessionService } from './session.service.js';
 import { SessionStore } from './session.store.js';
 import { SessionInvalidationStore } from './session-invalidation.store.js';
+import { RecentInvalidations } from './replicas/recent-invalidations.js';
+import { ReplicaReads } from './replicas/replica-reads.js';
+import { StandbyWatch } from './replicas/standby-watch.js';
+import { SessionReplicaStore } from './session-replica.store.js';
 
 /** Providers every instance of the module has, whatever its options. */
 const SESSION_PROVIDERS: Provider[] = [
@@ -36,6 +40,11 @@ const SESSION_PROVIDERS: Provider[] = [
   AuthGuard,
   SessionCookies,
   SessionPurgeService,
+  // readFromReplicas (inert when off)
+  SessionReplicaStore,
+  RecentInvalidations,
+  StandbyWatch,
+  ReplicaReads,
 ];
 
 /**

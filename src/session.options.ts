@@ -12,6 +12,7 @@ import { resolveTrustedOrigins } from './cross-origin.js';
 import { SessionConfigurationError } from './errors.js';
 import type { SessionModuleOptions } from './session.module-definition.js';
 import type { DeviceInfoPolicy } from './session-device.js';
+import { type ResolvedReplicaOptions, resolveReplicaOptions } from './replicas/replica-options.js';
 
 /**
  * @internal The options every provider injects: defaults merged once, checked once,
@@ -35,6 +36,8 @@ export interface ResolvedSessionOptions {
   cache: { maxEntries: number; listenUrl: string | null; heartbeatMs: number } | null;
   /** Null when `crossOriginProtection: false`; trusted origins normalized as browsers send them. */
   crossOriginProtection: { trustedOrigins: ReadonlySet<string> } | null;
+  /** Null when `readFromReplicas` is off (the default). */
+  readFromReplicas: ResolvedReplicaOptions | null;
 }
 
 // RFC 6265 token: the characters a cookie name may use.
@@ -119,6 +122,7 @@ export function resolveSessionOptions(
     purge: resolvePurgeOptions(options.purge),
     cache: resolveCacheOptions(options.cache),
     crossOriginProtection: resolveCrossOriginProtection(options.crossOriginProtection),
+    readFromReplicas: resolveReplicaOptions(options.readFromReplicas, options.cache),
   };
 }
 

@@ -8,6 +8,7 @@ import {
 } from './errors.js';
 import { lookupSession } from './cache/cached-lookup.js';
 import { SessionCache } from './cache/session-cache.js';
+import { ReplicaReads } from './replicas/replica-reads.js';
 import { MAX_SESSION_ID_LENGTH, SESSION_ID_COLUMN_LENGTH, SESSION_OPTIONS } from './session.constants.js';
 import { Session } from './session.entity.js';
 import type { ResolvedSessionOptions } from './session.options.js';
@@ -59,6 +60,7 @@ export class SessionService implements OnApplicationBootstrap {
     private readonly store: SessionStore,
     @Inject(SESSION_OPTIONS) private readonly options: ResolvedSessionOptions,
     @Inject(SessionCache) private readonly cache: SessionCache,
+    @Inject(ReplicaReads) private readonly reads: ReplicaReads,
   ) {}
 
   /**
@@ -145,13 +147,14 @@ export class SessionService implements OnApplicationBootstrap {
       storedDevice(device, this.options.deviceInfo),
       this.options.maxSessionsPerUser,
     );
+    this.reads.loggedIn(userId);
     return { cookieValue, session: this.exposed(session) };
   }
 
   /** The session behind a cookie value, expired or not (check `isExpired()`), or null. */
   async get(sessionId: string): Promise<Session | null> {
     const id = this.storedId(sessionId);
-    const session = id === null ? null : await this.store.findById(id);
+    const session = id === null ? null : await this.reads.findById(id);
     return session && this.exposed(session);
   }
 
@@ -165,7 +168,7 @@ export class SessionService implements OnApplicationBootstrap {
   /** The user id of a live session, or null when the session is absent or expired. */
   async getUserIdFromSessionId(sessionId: string): Promise<string | null> {
     const id = this.storedId(sessionId);
-    return id === null ? null : this.store.findLiveUser(id, this.options.absoluteTimeout);
+    return id === null ? null : this.reads.findLiveUser(id);
   }
 
   /** Deletes the session behind a cookie value; does nothing when there is none. */
@@ -235,7 +238,7 @@ export class SessionService implements OnApplicationBootstrap {
    */
   async listByUserId(userId: string): Promise<Session[]> {
     if (!isValidUserId(userId)) return [];
-    const sessions = await this.store.findLiveByUser(userId, this.options.absoluteTimeout, null, 'activity');
+    const sessions = await this.reads.listLiveByUser(userId);
     return sessions.map((session) => this.exposed(session));
   }
 
@@ -311,7 +314,7 @@ export class SessionService implements OnApplicationBootstrap {
   async validate(sessionId: unknown, { useCache = true }: { useCache?: boolean } = {}): Promise<SessionValidation> {
     const id = this.storedId(sessionId);
     if (id === null) return INVALID;
-    const found = await lookupSession(this.store, this.cache, id, useCache);
+    const found = await lookupSession(this.reads, this.cache, id, useCache);
     if (!found) return INVALID;
     const { session, databaseNow } = found;
     const now = databaseNow.getTime();

@@ -6,7 +6,7 @@ import { SESSION_DATA_SOURCE } from './session.constants.js';
 import { Session } from './session.entity.js';
 
 /** @internal A row as the queries below return it. */
-interface SessionRow {
+export interface SessionRow {
   id: string;
   user: string;
   created: Date;
@@ -67,7 +67,7 @@ interface NamedQuery {
   values: unknown[];
 }
 
-interface DriverPool {
+export interface DriverPool {
   query(sql: string, parameters: unknown[]): Promise<{ rows: unknown[] }>;
   /** pg's named form: a statement prepared once per connection. */
   query(config: NamedQuery): Promise<{ rows: unknown[] }>;
@@ -90,16 +90,16 @@ export interface SessionLookup {
   databaseNow: Date;
 }
 
-/** What every query but the lookup reads back (the column names as `Session` spells them). */
-const COLUMNS =
+/** @internal What every query but the lookup reads back (the column names as `Session` spells them). */
+export const COLUMNS =
   `id, "user", created, expires, ${AUTHENTICATED_AT} AS "authenticatedAt", ` +
   `user_agent AS "userAgent", ip, last_seen AS "lastSeen"`;
 
 /** What inserts write. */
 const INSERT_COLUMNS = `id, "user", created, expires, authenticated_at`;
 
-/** The order of a device list, and of `maxSessionsPerUser`'s eviction: most recently used first. */
-const ACTIVITY = `coalesce(last_seen, created)`;
+/** @internal The order of a device list, and of `maxSessionsPerUser`'s eviction: most recently used first. */
+export const ACTIVITY = `coalesce(last_seen, created)`;
 
 /**
  * @internal First key of the purge's advisory lock (ASCII "sess"); the second is the
@@ -290,9 +290,9 @@ export class SessionStore {
    * When TypeORM would add nothing observable (see `quietPool`) it goes straight to the
    * driver's pool: `DataSource.query` builds a QueryRunner, checks a connection out and
    * back in and fires query events on every call, CPU the guard pays per request.
+   * `pool`: another server's pool (a standby's, see `ReplicaReads`) for the same statement.
    */
-  async lookup(id: string): Promise<SessionLookup | null> {
-    const pool = this.quietPool();
+  async lookup(id: string, pool: DriverPool | null = this.quietPool()): Promise<SessionLookup | null> {
     let rows: unknown[];
     if (pool === null) rows = await this.dataSource.query(this.lookupSql, [id]);
     else if (this.prepareLookups && typeof pool.Client === 'function') rows = await this.preparedLookup(pool, id);
@@ -501,8 +501,8 @@ function liveCreatedClause(maxLifetimeMs: number | null, param: number): string 
   return maxLifetimeMs === null ? '' : `AND created > now() - $${param}::float8 * interval '1 millisecond'`;
 }
 
-/** A `Session` entity from a row: times as `Date`s, or as the lookup's epoch milliseconds. */
-function toSession(id: string, row: SessionRow | LookupRow): Session {
+/** @internal A `Session` entity from a row: times as `Date`s, or as the lookup's epoch milliseconds. */
+export function toSession(id: string, row: SessionRow | LookupRow): Session {
   const session = new Session();
   session.id = id;
   session.user = row.user;
