@@ -83,7 +83,11 @@ export class AuthGuard implements CanActivate {
     this.deviceBinding = options.deviceBinding;
   }
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  /**
+   * Synchronous when the answer needs no query (a session the cache holds, a malformed
+   * cookie) and `resolveUser` returns a plain value: Nest then awaits nothing.
+   */
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     this.refuseCrossOrigin(context);
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE_KEY, [context.getHandler(), context.getClass()])) {
       return true;
@@ -94,14 +98,24 @@ export class AuthGuard implements CanActivate {
       // transport's own "Forbidden resource". Authenticate those at connection time.
       return false;
     }
-    const { request, response } = exchange;
-    const cookieValue = readSingleCookieValue(request.headers?.cookie, this.cookieName);
+    const cookieValue = readSingleCookieValue(exchange.request.headers?.cookie, this.cookieName);
     if (cookieValue === undefined) throw new UnauthorizedException();
 
     const useCache = !this.reflector.getAllAndOverride<boolean>(NO_SESSION_CACHE_KEY, [
       context.getHandler(),
       context.getClass(),
     ]);
+    const known = this.sessions.validateInMemory(cookieValue, useCache);
+    if (known !== undefined) return this.admit(context, exchange, cookieValue, known);
+    return this.validateThenAdmit(context, exchange, cookieValue, useCache);
+  }
+
+  private async validateThenAdmit(
+    context: ExecutionContext,
+    exchange: HttpExchange,
+    cookieValue: string,
+    useCache: boolean,
+  ): Promise<boolean> {
     let validation: SessionValidation;
     try {
       validation = await this.sessions.validate(cookieValue, { useCache });
@@ -109,6 +123,16 @@ export class AuthGuard implements CanActivate {
       this.logger.error(`Session lookup failed, answering 503: ${describeDatabaseError(error)}`);
       throw new ServiceUnavailableException();
     }
+    return this.admit(context, exchange, cookieValue, validation);
+  }
+
+  /** Lets the request in with the session `validation` found, or throws the answer. */
+  private admit(
+    context: ExecutionContext,
+    { request, response }: HttpExchange,
+    cookieValue: string,
+    validation: SessionValidation,
+  ): boolean | Promise<boolean> {
     if (!validation.valid) throw new UnauthorizedException();
     const { session, renewedExpires } = validation;
     // A device-bound session also needs its short-lived bound cookie (the browser refreshes it
@@ -121,25 +145,34 @@ export class AuthGuard implements CanActivate {
       throw new UnauthorizedException();
     }
     this.requireRecentLogin(context, validation, cookieValue, response);
-
+    const attach = (user: unknown): boolean => {
+      // Any falsy result is "no user" (`false`, `0` and `''` included): a handler must never
+      // run with a `request.user` that fails `if (user)`.
+      if (!user) throw new UnauthorizedException();
+      request.user = user;
+      request[CURRENT_SESSION_KEY] = session;
+      if (renewedExpires !== null && response !== undefined) {
+        this.cookies.setCookie(response, cookieValue, renewedExpires);
+      }
+      return true;
+    };
     let user: unknown;
     try {
-      user = await this.resolveUser(session.user);
+      user = this.resolveUser(session.user);
     } catch (error) {
-      if (error instanceof HttpException) throw error;
-      this.logger.error(`resolveUser failed, answering 503: ${describeDatabaseError(error)}`);
-      throw new ServiceUnavailableException();
+      throw this.resolveUserFailure(error);
     }
-    // Any falsy result is "no user" (`false`, `0` and `''` included): a handler must never
-    // run with a `request.user` that fails `if (user)`.
-    if (!user) throw new UnauthorizedException();
+    if (!isPromiseLike(user)) return attach(user);
+    return Promise.resolve(user).then(attach, (error: unknown) => {
+      throw this.resolveUserFailure(error);
+    });
+  }
 
-    request.user = user;
-    request[CURRENT_SESSION_KEY] = session;
-    if (renewedExpires !== null && response !== undefined) {
-      this.cookies.setCookie(response, cookieValue, renewedExpires);
-    }
-    return true;
+  /** An `HttpException` from `resolveUser` is the answer; anything else is a 503, logged. */
+  private resolveUserFailure(error: unknown): unknown {
+    if (error instanceof HttpException) return error;
+    this.logger.error(`resolveUser failed, answering 503: ${describeDatabaseError(error)}`);
+    return new ServiceUnavailableException();
   }
 
   /** Throws the 403 of `crossOriginProtection`, before the session is even read. */
@@ -188,4 +221,8 @@ export class AuthGuard implements CanActivate {
     }
     throw new RecentLoginRequiredException(maxAgeMs);
   }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }

@@ -11,6 +11,7 @@ export type {
   SessionModuleForRootOptions,
   SessionModuleOptions,
   SessionPurgeOptions,
+  SessionReplicaOptions,
 } from './session.module-definition.js';
 export { SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 export { Session } from './session.entity.js';

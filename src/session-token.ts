@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { MAX_SESSION_ID_LENGTH, SESSION_TOKEN_BYTES } from './session.constants.js';
 
 /**
@@ -15,7 +15,8 @@ export function generateCookieValue(): string {
 
 /** @internal SHA-256 hex digest of a cookie value: what the `id` column holds when ids are hashed. */
 export function sessionDigest(cookieValue: string): string {
-  return createHash('sha256').update(cookieValue).digest('hex');
+  // One-shot `hash` (Node ≥ 20.12): no Hash object per request, about half the cost on the guard's path.
+  return hash('sha256', cookieValue, 'hex');
 }
 
 /** @internal True when `value` could be a `Session.id` as the service hands it out: a lowercase SHA-256 hex digest. */

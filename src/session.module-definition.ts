@@ -60,6 +60,30 @@ export interface SessionCacheOptions {
 }
 
 /**
+ * Options of `readFromReplicas: { ... }` (`readFromReplicas: true` takes every default).
+ * See docs/replicas.md.
+ * @publicApi
+ */
+export interface SessionReplicaOptions {
+  /**
+   * A standby is used only while its replay lag, measured against the primary's WAL position,
+   * is at most this many ms; the instance remembers every invalidation it hears for as long,
+   * so no answer from a standby can be older than what it remembers. Default: 2000.
+   */
+  maxLagMs?: number;
+  /** How often the primary's WAL position is sampled and each standby's replay position read. Default: 200. */
+  checkIntervalMs?: number;
+  /** A standby answer slower than this is dropped for the primary's, and the standby rested until its next check. Default: 1000. */
+  queryTimeoutMs?: number;
+  /**
+   * With the cache off, where the invalidation listener connects (the primary, directly,
+   * when queries go through PgBouncer in transaction mode). With the cache on, set
+   * `cache.listenUrl` instead. Default: the data source's primary.
+   */
+  listenUrl?: string;
+}
+
+/**
  * Options of `SessionModule.forRoot()` / the factory of `forRootAsync()`. All optional.
  * @publicApi
  */
@@ -125,6 +149,16 @@ export interface SessionModuleOptions {
    * (`https://admin.example.com`). Default: true. `false` turns it off.
    */
   crossOriginProtection?: boolean | SessionCrossOriginOptions;
+  /**
+   * Serve the guard's lookups (the cache's misses, with `cache` on), `get`,
+   * `getUserIdFromSessionId` and `listByUserId` from a standby of the data source's
+   * `replication.slaves`; writes stay on the primary. A standby's answer is used only when it
+   * is a live session that no invalidation heard within `maxLagMs` names, from a standby whose
+   * measured lag is within `maxLagMs`; anything else is asked of the primary. Needs the
+   * cache-trigger migration (its listener runs even with the cache off). Default: false.
+   * See docs/replicas.md.
+   */
+  readFromReplicas?: boolean | SessionReplicaOptions;
   /**
    * Device Bound Session Credentials (W3C DBSC): `SessionCookies.login` asks the browser to
    * bind the session to a key its security chip keeps, and the module serves the

@@ -24,6 +24,10 @@ import { SessionDeviceBindingStore } from './session-device-binding.store.js';
 import { DeviceBinding } from './device-binding/device-binding.service.js';
 import { DeviceRefreshMiddleware, DeviceRegistrationMiddleware } from './device-binding/device-binding.middleware.js';
 import type { ResolvedSessionOptions } from './session.options.js';
+import { RecentInvalidations } from './replicas/recent-invalidations.js';
+import { ReplicaReads } from './replicas/replica-reads.js';
+import { StandbyWatch } from './replicas/standby-watch.js';
+import { SessionReplicaStore } from './session-replica.store.js';
 
 /** Providers every instance of the module has, whatever its options. */
 const SESSION_PROVIDERS: Provider[] = [
@@ -42,6 +46,11 @@ const SESSION_PROVIDERS: Provider[] = [
   SessionPurgeService,
   SessionDeviceBindingStore,
   DeviceBinding,
+  // readFromReplicas (inert when off)
+  SessionReplicaStore,
+  RecentInvalidations,
+  StandbyWatch,
+  ReplicaReads,
 ];
 
 /**

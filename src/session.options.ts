@@ -13,6 +13,7 @@ import { SessionConfigurationError } from './errors.js';
 import type { SessionModuleOptions } from './session.module-definition.js';
 import type { DeviceInfoPolicy } from './session-device.js';
 import { type ResolvedDeviceBinding, resolveDeviceBinding } from './device-binding/device-binding.options.js';
+import { type ResolvedReplicaOptions, resolveReplicaOptions } from './replicas/replica-options.js';
 
 /**
  * @internal The options every provider injects: defaults merged once, checked once,
@@ -38,6 +39,8 @@ export interface ResolvedSessionOptions {
   crossOriginProtection: { trustedOrigins: ReadonlySet<string> } | null;
   /** Null when `deviceBinding` is off (the default). */
   deviceBinding: ResolvedDeviceBinding | null;
+  /** Null when `readFromReplicas` is off (the default). */
+  readFromReplicas: ResolvedReplicaOptions | null;
 }
 
 // RFC 6265 token: the characters a cookie name may use.
@@ -123,6 +126,7 @@ export function resolveSessionOptions(
     cache: resolveCacheOptions(options.cache),
     crossOriginProtection: resolveCrossOriginProtection(options.crossOriginProtection),
     deviceBinding: resolveDeviceBinding(options.deviceBinding, cookieName, sameSite),
+    readFromReplicas: resolveReplicaOptions(options.readFromReplicas, options.cache),
   };
 }
 

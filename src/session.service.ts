@@ -8,6 +8,7 @@ import {
 } from './errors.js';
 import { lookupSession } from './cache/cached-lookup.js';
 import { SessionCache } from './cache/session-cache.js';
+import { ReplicaReads } from './replicas/replica-reads.js';
 import { MAX_SESSION_ID_LENGTH, SESSION_ID_COLUMN_LENGTH, SESSION_OPTIONS } from './session.constants.js';
 import { Session } from './session.entity.js';
 import type { ResolvedSessionOptions } from './session.options.js';
@@ -59,6 +60,7 @@ export class SessionService implements OnApplicationBootstrap {
     private readonly store: SessionStore,
     @Inject(SESSION_OPTIONS) private readonly options: ResolvedSessionOptions,
     @Inject(SessionCache) private readonly cache: SessionCache,
+    @Inject(ReplicaReads) private readonly reads: ReplicaReads,
   ) {}
 
   /**
@@ -145,13 +147,14 @@ export class SessionService implements OnApplicationBootstrap {
       storedDevice(device, this.options.deviceInfo),
       this.options.maxSessionsPerUser,
     );
+    this.reads.loggedIn(userId);
     return { cookieValue, session: this.exposed(session) };
   }
 
   /** The session behind a cookie value, expired or not (check `isExpired()`), or null. */
   async get(sessionId: string): Promise<Session | null> {
     const id = this.storedId(sessionId);
-    const session = id === null ? null : await this.store.findById(id);
+    const session = id === null ? null : await this.reads.findById(id);
     return session && this.exposed(session);
   }
 
@@ -165,7 +168,7 @@ export class SessionService implements OnApplicationBootstrap {
   /** The user id of a live session, or null when the session is absent or expired. */
   async getUserIdFromSessionId(sessionId: string): Promise<string | null> {
     const id = this.storedId(sessionId);
-    return id === null ? null : this.store.findLiveUser(id, this.options.absoluteTimeout);
+    return id === null ? null : this.reads.findLiveUser(id);
   }
 
   /** Deletes the session behind a cookie value; does nothing when there is none. */
@@ -235,7 +238,7 @@ export class SessionService implements OnApplicationBootstrap {
    */
   async listByUserId(userId: string): Promise<Session[]> {
     if (!isValidUserId(userId)) return [];
-    const sessions = await this.store.findLiveByUser(userId, this.options.absoluteTimeout, null, 'activity');
+    const sessions = await this.reads.listLiveByUser(userId);
     return sessions.map((session) => this.exposed(session));
   }
 
@@ -284,6 +287,23 @@ export class SessionService implements OnApplicationBootstrap {
   }
 
   /**
+   * @internal The guard's synchronous path: the answer when it needs neither a query nor a
+   * write (a value no row can have: invalid; a session the usable cache holds, with no
+   * activity write due: valid), undefined otherwise (then `validate`). A cache hit then
+   * costs the guard no promise at all.
+   */
+  validateInMemory(sessionId: unknown, useCache: boolean): SessionValidation | undefined {
+    const id = this.storedId(sessionId);
+    if (id === null) return INVALID;
+    if (!useCache || !this.cache.usable) return undefined;
+    const cached = this.cache.get(id);
+    if (cached === null) return undefined;
+    const { session, databaseNow } = cached;
+    if (this.activityDue(session, databaseNow.getTime())) return undefined;
+    return { valid: true, session: this.exposed(session), renewedExpires: null, checkedAt: databaseNow };
+  }
+
+  /**
    * The guard's check: one primary-key lookup, decided by the database clock. An
    * expired session is deleted; with `rolling`, a session past half its `ttl` is
    * extended; a session whose `lastSeen` is `activityInterval` old or more gets it moved
@@ -294,11 +314,11 @@ export class SessionService implements OnApplicationBootstrap {
   async validate(sessionId: unknown, { useCache = true }: { useCache?: boolean } = {}): Promise<SessionValidation> {
     const id = this.storedId(sessionId);
     if (id === null) return INVALID;
-    const found = await lookupSession(this.store, this.cache, id, useCache);
+    const found = await lookupSession(this.reads, this.cache, id, useCache);
     if (!found) return INVALID;
     const { session, databaseNow } = found;
     const now = databaseNow.getTime();
-    const { absoluteTimeout, rolling, ttl } = this.options;
+    const { absoluteTimeout, rolling, ttl, activityInterval } = this.options;
     const expires = session.expires.getTime();
     const cap = absoluteTimeout === null ? Infinity : session.created.getTime() + absoluteTimeout;
     const deadline = Math.min(expires, cap);
@@ -307,8 +327,6 @@ export class SessionService implements OnApplicationBootstrap {
       this.cache.invalidate([id]);
       return INVALID;
     }
-    const { activityInterval } = this.options;
-    const lastSeen = session.lastSeen?.getTime() ?? null;
     // `expires < cap`: once the absolute cap is the deadline, an UPDATE could not move
     // it, so skipping it keeps the last stretch write-free instead of a write per request.
     if (rolling && expires < cap && deadline - now < ttl / 2) {
@@ -327,7 +345,7 @@ export class SessionService implements OnApplicationBootstrap {
           };
         }
       }
-    } else if (activityInterval !== null && (lastSeen === null || now - lastSeen >= activityInterval)) {
+    } else if (activityInterval !== null && this.activityDue(session, now)) {
       const touched = await this.store.touch(id, activityInterval);
       if (touched) {
         // As above: the next request here reads the new `lastSeen` (once), instead of finding
@@ -337,6 +355,14 @@ export class SessionService implements OnApplicationBootstrap {
       }
     }
     return { valid: true, session: this.exposed(session), renewedExpires: null, checkedAt: databaseNow };
+  }
+
+  /** Whether `lastSeen` is `activityInterval` old (or unset) at `now`: the next check moves it. */
+  private activityDue(session: Session, now: number): boolean {
+    const { activityInterval } = this.options;
+    if (activityInterval === null) return false;
+    const lastSeen = session.lastSeen?.getTime();
+    return lastSeen === undefined || now - lastSeen >= activityInterval;
   }
 
   /**

@@ -156,7 +156,7 @@ describe.each(TEST_DATABASES.filter(([, database]) => database.pooler === undefi
           AccountResolver.prototype.me,
         );
         context.setType(type);
-        await expect(app.get(AuthGuard).canActivate(context)).resolves.toBe(false);
+        expect(await app.get(AuthGuard).canActivate(context)).toBe(false);
       });
     });
   },

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { databaseErrorCode, describeDatabaseError, SessionConfigurationError } from '../errors.js';
-import { SESSION_OPTIONS } from '../session.constants.js';
+import { DEFAULT_CACHE_HEARTBEAT_MS, SESSION_OPTIONS } from '../session.constants.js';
 import type { ResolvedSessionOptions } from '../session.options.js';
 import { SESSION_CACHE_MIGRATION, SessionInvalidationStore } from '../session-invalidation.store.js';
 import { SessionStore } from '../session.store.js';
@@ -60,7 +60,11 @@ export class SessionCacheListener implements OnApplicationBootstrap, OnApplicati
     @Inject(SessionInvalidationStore) private readonly sql: SessionInvalidationStore,
     @Inject(SessionStore) private readonly store: SessionStore,
   ) {
-    this.settings = options.cache;
+    // `readFromReplicas` needs the invalidations even with the cache off: the listener runs for it too.
+    const replicas = options.readFromReplicas;
+    this.settings =
+      options.cache ??
+      (replicas && { maxEntries: 0, listenUrl: replicas.listenUrl, heartbeatMs: DEFAULT_CACHE_HEARTBEAT_MS });
     this.heartbeatChannel = `nts_session_cache_heartbeat_${randomBytes(8).toString('hex')}`;
   }
 
@@ -97,7 +101,7 @@ export class SessionCacheListener implements OnApplicationBootstrap, OnApplicati
   /** The migration to run, in the words of the startup error. */
   private missingTriggers(): SessionConfigurationError {
     return new SessionConfigurationError(
-      `cache is on but the invalidation triggers on ${this.store.tableName} are missing: run the package's ` +
+      `cache (or readFromReplicas) is on but the invalidation triggers on ${this.store.tableName} are missing: run the package's ` +
         `${SESSION_CACHE_MIGRATION} migration (in \`sessionMigrations\`: \`typeorm migration:run\`), or turn cache off.`,
     );
   }

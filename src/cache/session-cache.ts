@@ -1,8 +1,9 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { SESSION_OPTIONS } from '../session.constants.js';
 import { Session } from '../session.entity.js';
 import type { ResolvedSessionOptions } from '../session.options.js';
 import type { SessionLookup } from '../session.store.js';
+import { RecentInvalidations } from '../replicas/recent-invalidations.js';
 
 /**
  * @internal Taken before a lookup is sent: its answer may fill the cache only if no
@@ -24,6 +25,9 @@ const CLOCK_WINDOW_MS = 10_000;
  * fill (no stale fill). Expiry is judged by the database clock: the offset between the
  * database's `now()` and `performance.now()` (which fake `Date`s and wall-clock steps do not
  * move), kept from the round trips the package already makes.
+ * Every invalidation and (un)subscription passes through here, so it is handed on to
+ * `RecentInvalidations` too: what decides whether a standby's answer may be believed
+ * (`readFromReplicas`, which works with the cache off as well).
  */
 @Injectable()
 export class SessionCache {
@@ -38,7 +42,10 @@ export class SessionCache {
   private readonly rolling: boolean;
   private readonly absoluteTimeout: number | null;
 
-  constructor(@Inject(SESSION_OPTIONS) options: ResolvedSessionOptions) {
+  constructor(
+    @Inject(SESSION_OPTIONS) options: ResolvedSessionOptions,
+    @Optional() @Inject(RecentInvalidations) private readonly recent: RecentInvalidations | null = null,
+  ) {
     this.enabled = options.cache !== null;
     this.maxEntries = options.cache?.maxEntries ?? 0;
     this.ttl = options.ttl;
@@ -95,32 +102,42 @@ export class SessionCache {
   /** Forgets these stored ids (a NOTIFY, or this instance's own write). */
   invalidate(ids: Iterable<string>): void {
     this.generation++;
-    for (const id of ids) this.entries.delete(id);
+    const list = [...ids];
+    for (const id of list) this.entries.delete(id);
+    this.recent?.invalidate(list);
   }
 
   /** Forgets a user's sessions, except `keepId` (this instance's "log out everywhere"). */
   invalidateUser(user: string, keepId: string | null = null): void {
     this.generation++;
+    this.recent?.invalidateUser(user);
     for (const [id, session] of this.entries) if (session.user === user && id !== keepId) this.entries.delete(id);
   }
 
   /** Forgets everything. */
   flush(): void {
-    this.generation++;
-    this.entries.clear();
+    this.clear();
+    this.recent?.flush();
   }
 
   /** The listener is subscribed: notifications sent before were lost, so start empty. */
   subscribed(): void {
+    this.recent?.listenerSubscribed();
     if (!this.enabled) return;
-    this.flush();
+    this.clear();
     this.live = true;
   }
 
   /** The listener dropped or went silent: answer nothing from memory until it is back. */
   unsubscribed(): void {
+    this.recent?.listenerUnsubscribed();
     this.live = false;
-    this.flush();
+    this.clear();
+  }
+
+  private clear(): void {
+    this.generation++;
+    this.entries.clear();
   }
 
   /**

@@ -64,6 +64,8 @@ describeEachWhere(POSTGRES_ONLY, 'postgres', 'the cache listener on %s', (_label
     });
 
     async function cachedSession(user: string): Promise<string> {
+      // Each case starts with the listener subscribed, whatever the case before it left behind.
+      await waitFor(() => cacheOf(http.app).cache.subscribedNow, 10_000, 'listener subscribed');
       const cookie = await http.sessions.createSessionForUser(user);
       await statusOf(http.server, cookie);
       const { queries } = await recordQueries(http.dataSource, () => statusOf(http.server, cookie));
@@ -87,6 +89,14 @@ describeEachWhere(POSTGRES_ONLY, 'postgres', 'the cache listener on %s', (_label
         [new URL(listenUrlFor(database, db) ?? db.url!).pathname.slice(1)],
       );
       expect(killed.rows).toEqual([{ killed: true }]);
+      // pg_terminate_backend only signals: the listener learns of the death when its socket
+      // closes. A revocation committed before that is the window docs/cache.md bounds by two
+      // heartbeats; this case is about the one committed after, while it reconnects.
+      await waitFor(
+        () => !cacheOf(http.app).cache.subscribedNow,
+        2 * HEARTBEAT_MS + 1000,
+        'listener noticed its death',
+      );
       await outside.query('DELETE FROM sessions WHERE id = $1', [digestOf(cookie)]);
       expect(await statusOf(http.server, cookie)).toBe(401);
       expect(logger.text()).toContain('Cache listener down');
