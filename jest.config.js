@@ -17,5 +17,7 @@ export default {
   // Which services this run has (PostgreSQL, PgBouncer, Chromium, initdb), reported at the
   // start and again at the end; one PgBouncer (transaction pooling) for the run when installed.
   globalSetup: '<rootDir>/test/support/global-setup.ts',
+  // `npm test` runs two files at a time; the load tests hold a lock that makes them run alone.
+  setupFilesAfterEnv: ['<rootDir>/test/support/suite-lock.ts'],
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
 };

@@ -52,7 +52,8 @@ it('no log line, error message or exception body of the guard suites contains a 
       {
         cwd: root,
         // The fuzz's 30,000 headers are the fuzz spec's job; a few hundred per run show what it logs.
-        env: { ...process.env, NODE_OPTIONS: '', LEAK_REPORT: reportPath, FUZZ_RUNS: '300' },
+        // NTS_SUITE_LOCK off: this spec holds the run's exclusive lock (test/support/suite-lock.ts).
+        env: { ...process.env, NODE_OPTIONS: '', LEAK_REPORT: reportPath, FUZZ_RUNS: '300', NTS_SUITE_LOCK: 'off' },
         timeout: 560_000,
         maxBuffer: 64 * 1024 * 1024,
       },
