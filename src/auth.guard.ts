@@ -25,6 +25,7 @@ import type { ResolvedSessionOptions } from './session.options.js';
 import { SessionService, type SessionValidation } from './session.service.js';
 import { SessionCookies } from './session-cookies.js';
 import { readSingleCookieValue } from './session-cookie-header.js';
+import { carriesBoundCookie } from './device-binding/bound-cookie.js';
 
 /**
  * Lets a request through only with a live session cookie, and attaches the user
@@ -43,6 +44,7 @@ import { readSingleCookieValue } from './session-cookie-header.js';
  *   403 for a banned user); any other error is a 503 like a session-store failure
  *   (typically the users table being unreachable), logged the same way.
  *
+ * - 401 also for a device-bound session (`deviceBinding`) without an unexpired bound cookie of its own.
  * - 403 `CrossOriginRequestException` (`code: 'CROSS_ORIGIN_REQUEST'`): a state-changing
  *   request another origin made (`crossOriginProtection`, on by default). Checked first,
  *   before any query, on `@Public()` routes too unless `@SkipCrossOriginCheck()`.
@@ -65,6 +67,7 @@ export class AuthGuard implements CanActivate {
   private readonly cookieName: string;
   private readonly resolveUser: ResolvedSessionOptions['resolveUser'];
   private readonly crossOrigin: ResolvedSessionOptions['crossOriginProtection'];
+  private readonly deviceBinding: ResolvedSessionOptions['deviceBinding'];
   /** Refusal reasons already logged: one line per reason, so forged requests cannot flood the log. */
   private readonly loggedRefusals = new Set<CrossOriginReason>();
 
@@ -77,6 +80,7 @@ export class AuthGuard implements CanActivate {
     this.cookieName = options.cookieName;
     this.resolveUser = options.resolveUser;
     this.crossOrigin = options.crossOriginProtection;
+    this.deviceBinding = options.deviceBinding;
   }
 
   /**
@@ -130,8 +134,17 @@ export class AuthGuard implements CanActivate {
     validation: SessionValidation,
   ): boolean | Promise<boolean> {
     if (!validation.valid) throw new UnauthorizedException();
-    this.requireRecentLogin(context, validation, cookieValue, response);
     const { session, renewedExpires } = validation;
+    // A device-bound session also needs its short-lived bound cookie (the browser refreshes it
+    // and retries by itself): the session cookie alone, copied elsewhere, no longer opens it.
+    if (
+      this.deviceBinding !== null &&
+      session.deviceBound &&
+      !carriesBoundCookie(request.headers?.cookie, session, validation.checkedAt, this.deviceBinding)
+    ) {
+      throw new UnauthorizedException();
+    }
+    this.requireRecentLogin(context, validation, cookieValue, response);
     const attach = (user: unknown): boolean => {
       // Any falsy result is "no user" (`false`, `0` and `''` included): a handler must never
       // run with a `request.user` that fails `if (user)`.

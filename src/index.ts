@@ -4,6 +4,7 @@ export type {
   SessionCacheOptions,
   SessionCookieOptions,
   SessionCrossOriginOptions,
+  SessionDeviceBindingOptions,
   SessionDeviceInfoOptions,
   SessionModuleAsyncOptions,
   SessionModuleExtras,
@@ -41,6 +42,7 @@ export type { SessionDevice } from './session-device.js';
 export {
   AddSessionAuthenticatedAt1770400000000,
   AddSessionCacheTrigger1770500000000,
+  AddSessionDeviceBinding1770700000000,
   AddSessionDeviceInfo1770600000000,
   CreateSessionsTable1770095236000,
   sessionMigrations,

@@ -11,6 +11,7 @@ import {
   readSingleCookieValue,
   serializeSetCookie,
 } from './session-cookie-header.js';
+import { DeviceBinding } from './device-binding/device-binding.service.js';
 
 /**
  * A response the helpers can set cookies on: an Express `Response` (any Node
@@ -38,6 +39,7 @@ export class SessionCookies {
   constructor(
     @Inject(SessionService) private readonly sessions: SessionService,
     @Inject(SESSION_OPTIONS) private readonly options: ResolvedSessionOptions,
+    @Inject(DeviceBinding) private readonly deviceBinding: DeviceBinding,
   ) {}
 
   /**
@@ -48,11 +50,14 @@ export class SessionCookies {
    * allows): from `request` when given, else from the request the response belongs to
    * (Express `res.req`, Fastify `reply.request`), so existing `login(response, userId)`
    * calls record them too.
+   * With `deviceBinding`, the response also offers the browser to bind the session to its
+   * device (`Secure-Session-Registration`).
    * @throws InvalidSessionError when `userId` is empty or longer than 255 characters.
    */
   async login(response: SessionCookieResponse, userId: string, request?: SessionRequest): Promise<string> {
     const device = deviceOfRequest((request ?? requestOfResponse(response)) as DeviceRequest | undefined);
     const { cookieValue, session } = await this.sessions.issueSession(userId, device);
+    await this.deviceBinding.offerRegistration(response, cookieValue);
     // Max-Age from the row's own clock: exactly the ttl (or absoluteTimeout), whatever the app server's clock says.
     this.writeCookie(response, cookieValue, session.expires, session.expires.getTime() - session.created.getTime());
     return cookieValue;
@@ -134,6 +139,9 @@ export class SessionCookies {
   clearCookie(response: SessionCookieResponse): void {
     const { cookieName, cookie } = this.options;
     putSetCookie(response, cookieName, serializeSetCookie(cookieName, '', EPOCH, 0, cookie));
+    // With `deviceBinding`, the bound cookie goes too (it opens nothing without its session).
+    const bound = this.deviceBinding.clearingSetCookie();
+    if (bound !== null) putSetCookie(response, bound.name, bound.setCookie);
   }
 
   private writeCookie(response: SessionCookieResponse, cookieValue: string, expires: Date, lifetimeMs: number): void {

@@ -64,6 +64,41 @@ export class Session {
   @Column({ name: 'last_seen', type: 'timestamptz', nullable: true })
   lastSeen!: Date | null;
 
+  /**
+   * Whether the session is bound to a device key (`deviceBinding`, DBSC): it then needs the
+   * short-lived bound cookie too, which only that device can renew. Set on the sessions
+   * `SessionService` and the guard hand out (not a column: read from `device_key`).
+   */
+  deviceBound: boolean = false;
+
+  /** @internal The device's public key (a P-256 JWK) once the browser registered; null before. */
+  @Column({ name: 'device_key', type: 'jsonb', nullable: true, select: false })
+  deviceKey!: object | null;
+
+  /** @internal The DBSC session identifier the browser names this session by (kept across rotations). */
+  @Column({ name: 'device_session_id', type: 'varchar', length: 64, nullable: true, select: false })
+  deviceSessionId!: string | null;
+
+  /** @internal SHA-256 hex digest of the current bound cookie. */
+  @Column({ name: 'bound_cookie', type: 'varchar', length: 64, nullable: true, select: false })
+  boundCookie!: string | null;
+
+  /** @internal When the current bound cookie stops opening the session (database clock). */
+  @Column({ name: 'bound_cookie_expires', type: 'timestamptz', nullable: true, select: false })
+  boundCookieExpires!: Date | null;
+
+  /** @internal The bound cookie before the last refresh, accepted until its own expiry (requests in flight). */
+  @Column({ name: 'previous_bound_cookie', type: 'varchar', length: 64, nullable: true, select: false })
+  previousBoundCookie!: string | null;
+
+  /** @internal Expiry of `previousBoundCookie`. */
+  @Column({ name: 'previous_bound_cookie_expires', type: 'timestamptz', nullable: true, select: false })
+  previousBoundCookieExpires!: Date | null;
+
+  /** @internal The challenges still open: `[{ value, expires }]`, `expires` in epoch ms (database clock). */
+  @Column({ name: 'device_challenges', type: 'jsonb', nullable: true, select: false })
+  deviceChallenges!: { value: string; expires: number }[] | null;
+
   /** True when `expires` is at or before `now` (the application clock unless given). */
   isExpired(now: Date = new Date()): boolean {
     return this.expires.getTime() <= now.getTime();

@@ -159,6 +159,38 @@ export interface SessionModuleOptions {
    * See docs/replicas.md.
    */
   readFromReplicas?: boolean | SessionReplicaOptions;
+  /**
+   * Device Bound Session Credentials (W3C DBSC): `SessionCookies.login` asks the browser to
+   * bind the session to a key its security chip keeps, and the module serves the
+   * registration and refresh endpoints itself. A bound session then also needs a short-lived
+   * bound cookie that only that device can renew: a copied session cookie stops working on
+   * another machine. Browsers without DBSC ignore it. `true` takes the defaults.
+   * Default: false. See docs/device-binding.md.
+   */
+  deviceBinding?: boolean | SessionDeviceBindingOptions;
+}
+
+/** Options of `deviceBinding`. @publicApi */
+export interface SessionDeviceBindingOptions {
+  /**
+   * Path of the registration endpoint the module serves (POST), relative to the app's global
+   * prefix like a controller route. Default: '/dbsc/registration'.
+   */
+  registrationPath?: string;
+  /** Path of the refresh endpoint (POST), relative to the global prefix. Default: '/dbsc/refresh'. */
+  refreshPath?: string;
+  /**
+   * Name of the short-lived bound cookie (always `Secure`, `HttpOnly`, `Path=/`, no `Domain`).
+   * Default: `__Host-` + the session cookie's name + `-bound`.
+   */
+  boundCookieName?: string;
+  /** Lifetime of a bound cookie, in ms: how long a stolen one keeps working. Default: 10 minutes. */
+  boundCookieTtl?: number;
+  /**
+   * Lifetime of a challenge, in ms; at least `boundCookieTtl`, since the browser keeps the
+   * challenge a refresh handed it until the next refresh. Default: 15 minutes.
+   */
+  challengeTtl?: number;
 }
 
 /** Options of `crossOriginProtection`. @publicApi */

@@ -1,4 +1,4 @@
-import { DynamicModule, Module, Provider } from '@nestjs/common';
+import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule, Provider, RequestMethod } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
 import { AuthGuard } from './auth.guard.js';
@@ -20,6 +20,10 @@ import { resolveSessionOptions } from './session.options.js';
 import { SessionService } from './session.service.js';
 import { SessionStore } from './session.store.js';
 import { SessionInvalidationStore } from './session-invalidation.store.js';
+import { SessionDeviceBindingStore } from './session-device-binding.store.js';
+import { DeviceBinding } from './device-binding/device-binding.service.js';
+import { DeviceRefreshMiddleware, DeviceRegistrationMiddleware } from './device-binding/device-binding.middleware.js';
+import type { ResolvedSessionOptions } from './session.options.js';
 import { RecentInvalidations } from './replicas/recent-invalidations.js';
 import { ReplicaReads } from './replicas/replica-reads.js';
 import { StandbyWatch } from './replicas/standby-watch.js';
@@ -40,6 +44,8 @@ const SESSION_PROVIDERS: Provider[] = [
   AuthGuard,
   SessionCookies,
   SessionPurgeService,
+  SessionDeviceBindingStore,
+  DeviceBinding,
   // readFromReplicas (inert when off)
   SessionReplicaStore,
   RecentInvalidations,
@@ -63,7 +69,22 @@ const SESSION_EXPORTS = [SessionService, AuthGuard, SessionCookies, SessionPurge
  * @publicApi
  */
 @Module({ providers: SESSION_PROVIDERS, exports: SESSION_EXPORTS })
-export class SessionModule extends ConfigurableModuleClass {
+export class SessionModule extends ConfigurableModuleClass implements NestModule {
+  constructor(@Inject(SESSION_OPTIONS) private readonly options: ResolvedSessionOptions) {
+    super();
+  }
+
+  /** With `deviceBinding`, mounts the DBSC registration and refresh endpoints (POST) on their paths. */
+  configure(consumer: MiddlewareConsumer): void {
+    const binding = this.options.deviceBinding;
+    if (binding === null) return;
+    consumer
+      .apply(DeviceRegistrationMiddleware)
+      .forRoutes({ path: binding.registrationPath, method: RequestMethod.POST })
+      .apply(DeviceRefreshMiddleware)
+      .forRoutes({ path: binding.refreshPath, method: RequestMethod.POST });
+  }
+
   static forRoot(options: SessionModuleForRootOptions = {}): DynamicModule {
     return applyExtras(super.forRoot(options), options);
   }

@@ -12,6 +12,7 @@ import { resolveTrustedOrigins } from './cross-origin.js';
 import { SessionConfigurationError } from './errors.js';
 import type { SessionModuleOptions } from './session.module-definition.js';
 import type { DeviceInfoPolicy } from './session-device.js';
+import { type ResolvedDeviceBinding, resolveDeviceBinding } from './device-binding/device-binding.options.js';
 import { type ResolvedReplicaOptions, resolveReplicaOptions } from './replicas/replica-options.js';
 
 /**
@@ -36,6 +37,8 @@ export interface ResolvedSessionOptions {
   cache: { maxEntries: number; listenUrl: string | null; heartbeatMs: number } | null;
   /** Null when `crossOriginProtection: false`; trusted origins normalized as browsers send them. */
   crossOriginProtection: { trustedOrigins: ReadonlySet<string> } | null;
+  /** Null when `deviceBinding` is off (the default). */
+  deviceBinding: ResolvedDeviceBinding | null;
   /** Null when `readFromReplicas` is off (the default). */
   readFromReplicas: ResolvedReplicaOptions | null;
 }
@@ -122,6 +125,7 @@ export function resolveSessionOptions(
     purge: resolvePurgeOptions(options.purge),
     cache: resolveCacheOptions(options.cache),
     crossOriginProtection: resolveCrossOriginProtection(options.crossOriginProtection),
+    deviceBinding: resolveDeviceBinding(options.deviceBinding, cookieName, sameSite),
     readFromReplicas: resolveReplicaOptions(options.readFromReplicas, options.cache),
   };
 }

@@ -15,6 +15,7 @@ export interface SessionRow {
   userAgent?: string | null;
   ip?: string | null;
   lastSeen?: Date | null;
+  deviceBound?: boolean;
 }
 
 /** @internal What a login stores beside the session: see `insertNow`. */
@@ -45,7 +46,12 @@ const LOOKUP_COLUMNS =
   `floor(extract(epoch FROM expires) * 1000)::float8 AS expires, ` +
   `floor(extract(epoch FROM ${AUTHENTICATED_AT}) * 1000)::float8 AS "authenticatedAt", ` +
   `floor(extract(epoch FROM now()) * 1000)::float8 AS "now", ` +
-  `floor(extract(epoch FROM last_seen) * 1000)::float8 AS "lastSeen", user_agent AS "userAgent", ip`;
+  `floor(extract(epoch FROM last_seen) * 1000)::float8 AS "lastSeen", user_agent AS "userAgent", ip, ` +
+  // `deviceBinding`: what the guard checks a bound session's bound cookie against, in this same lookup.
+  `device_key IS NOT NULL AS "deviceBound", bound_cookie AS "boundCookie", ` +
+  `floor(extract(epoch FROM bound_cookie_expires) * 1000)::float8 AS "boundCookieExpires", ` +
+  `previous_bound_cookie AS "previousBoundCookie", ` +
+  `floor(extract(epoch FROM previous_bound_cookie_expires) * 1000)::float8 AS "previousBoundCookieExpires"`;
 
 /** @internal A row of the guard's lookup: times in epoch milliseconds. */
 interface LookupRow {
@@ -57,6 +63,11 @@ interface LookupRow {
   lastSeen: number | null;
   userAgent: string | null;
   ip: string | null;
+  deviceBound: boolean;
+  boundCookie: string | null;
+  boundCookieExpires: number | null;
+  previousBoundCookie: string | null;
+  previousBoundCookieExpires: number | null;
 }
 
 /** @internal The part of the driver's pool the lookup uses. */
@@ -93,7 +104,12 @@ export interface SessionLookup {
 /** @internal What every query but the lookup reads back (the column names as `Session` spells them). */
 export const COLUMNS =
   `id, "user", created, expires, ${AUTHENTICATED_AT} AS "authenticatedAt", ` +
-  `user_agent AS "userAgent", ip, last_seen AS "lastSeen"`;
+  `user_agent AS "userAgent", ip, last_seen AS "lastSeen", device_key IS NOT NULL AS "deviceBound"`;
+
+/** The device binding (`deviceBinding`): a rotation carries it to the new id. */
+const DEVICE_BINDING_COLUMNS =
+  'device_key, device_session_id, bound_cookie, bound_cookie_expires, previous_bound_cookie, ' +
+  'previous_bound_cookie_expires, device_challenges';
 
 /** What inserts write. */
 const INSERT_COLUMNS = `id, "user", created, expires, authenticated_at`;
@@ -447,9 +463,11 @@ export class SessionStore {
   ): Promise<Session | null> {
     const rows: SessionRow[] = await this.dataSource.query(
       `WITH old AS (DELETE FROM ${this.table} WHERE id = $1 AND expires > now() ${liveCreatedClause(maxLifetimeMs, 3)}
-                    RETURNING "user", created, expires, ${AUTHENTICATED_AT} AS authenticated_at, user_agent, ip, last_seen)
-       INSERT INTO ${this.table} (${INSERT_COLUMNS}, user_agent, ip, last_seen)
-       SELECT $2, "user", created, expires, ${reauthenticated ? 'now()' : 'authenticated_at'}, user_agent, ip, last_seen FROM old
+                    RETURNING "user", created, expires, ${AUTHENTICATED_AT} AS authenticated_at, user_agent, ip, last_seen,
+                              ${DEVICE_BINDING_COLUMNS})
+       INSERT INTO ${this.table} (${INSERT_COLUMNS}, user_agent, ip, last_seen, ${DEVICE_BINDING_COLUMNS})
+       SELECT $2, "user", created, expires, ${reauthenticated ? 'now()' : 'authenticated_at'}, user_agent, ip, last_seen,
+              ${DEVICE_BINDING_COLUMNS} FROM old
        RETURNING ${COLUMNS}`,
       maxLifetimeMs === null ? [oldId, newId] : [oldId, newId, maxLifetimeMs],
     );
@@ -512,6 +530,14 @@ export function toSession(id: string, row: SessionRow | LookupRow): Session {
   session.userAgent = row.userAgent ?? null;
   session.ip = row.ip ?? null;
   session.lastSeen = row.lastSeen === null || row.lastSeen === undefined ? null : new Date(row.lastSeen);
+  session.deviceBound = row.deviceBound === true;
+  if ('boundCookie' in row) {
+    session.boundCookie = row.boundCookie;
+    session.boundCookieExpires = row.boundCookieExpires === null ? null : new Date(row.boundCookieExpires);
+    session.previousBoundCookie = row.previousBoundCookie;
+    session.previousBoundCookieExpires =
+      row.previousBoundCookieExpires === null ? null : new Date(row.previousBoundCookieExpires);
+  }
   return session;
 }
 

@@ -139,6 +139,21 @@ describeEachWhere(
         'Chrome 156 on Linux · 127.0.0.x · active just now · this browser',
         'Firefox 128 on Windows · 127.0.0.x · active just now',
       ]);
+
+      // The demo runs with deviceBinding. Chromium here never registers (no DBSC key on Linux
+      // headless: docs/device-binding.md), so the binding is written as a DBSC browser's
+      // registration leaves it: the list marks that session, and its cookie alone no longer opens it.
+      server = await storage.query(
+        `UPDATE sessions SET device_key = '{"kty":"EC","crv":"P-256","x":"x","y":"y"}', device_session_id = 's'
+         WHERE user_agent LIKE '%Firefox%'`,
+        server,
+      );
+      expect((await rows(chrome)).sort()).toEqual([
+        'Chrome 156 on Linux · 127.0.0.x · active just now · this browser',
+        "Firefox 128 on Windows · 127.0.0.x · active just now · bound to this device's security chip",
+      ]);
+      await firefox.goto(`${server.url}/`);
+      expect(new URL(firefox.url()).pathname).toBe('/login');
     }, 240_000);
   },
 );

@@ -70,7 +70,7 @@ describe('package.json', () => {
     expect(manifest.engines.node).toBe('>=20.19');
   });
 
-  it('keeps the Nest and TypeORM stack as peers covering NestJS 11–12 and TypeORM 0.3–1.x', () => {
+  it('keeps the Nest and TypeORM stack as peers covering NestJS 11–12 and TypeORM 0.3–1.x, and jose the one dependency', () => {
     const peers = manifest.peerDependencies;
     for (const name of ['@nestjs/common', '@nestjs/core', '@nestjs/typeorm', '@nestjs/schedule']) {
       expect(peers[name]).toMatch(/\^12/);
@@ -79,6 +79,8 @@ describe('package.json', () => {
     expect(peers.typeorm).toMatch(/\^0\.3/);
     expect(peers.typeorm).toMatch(/\^1/);
     for (const name of ['reflect-metadata', 'rxjs']) expect(peers[name]).toBeDefined();
-    expect(Object.keys(manifest.dependencies ?? {})).toEqual([]);
+    // One runtime dependency: jose, for the DBSC proofs of `deviceBinding` (no dependencies of its own).
+    expect(Object.keys(manifest.dependencies ?? {})).toEqual(['jose']);
+    expect(manifest.dependencies!.jose).toMatch(/^\^6\./);
   });
 });

@@ -7,6 +7,7 @@ import request from 'supertest';
 import {
   AddSessionAuthenticatedAt1770400000000,
   AddSessionCacheTrigger1770500000000,
+  AddSessionDeviceBinding1770700000000,
   AddSessionDeviceInfo1770600000000,
   CreateSessionsTable1770095236000,
   Session,
@@ -37,12 +38,13 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
     await db.dispose();
   });
 
-  it('are exported in order in sessionMigrations: the table, authenticated_at, the cache trigger, the device info', () => {
+  it('are exported in order in sessionMigrations: the table, authenticated_at, the cache trigger, the device info, the device binding', () => {
     expect(sessionMigrations).toEqual([
       CreateSessionsTable1770095236000,
       AddSessionAuthenticatedAt1770400000000,
       AddSessionCacheTrigger1770500000000,
       AddSessionDeviceInfo1770600000000,
+      AddSessionDeviceBinding1770700000000,
     ]);
   });
 
@@ -82,6 +84,33 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
         is_nullable: 'YES',
         character_maximum_length: null,
       },
+      { column_name: 'device_key', data_type: 'jsonb', is_nullable: 'YES', character_maximum_length: null },
+      {
+        column_name: 'device_session_id',
+        data_type: 'character varying',
+        is_nullable: 'YES',
+        character_maximum_length: 64,
+      },
+      { column_name: 'bound_cookie', data_type: 'character varying', is_nullable: 'YES', character_maximum_length: 64 },
+      {
+        column_name: 'bound_cookie_expires',
+        data_type: 'timestamp with time zone',
+        is_nullable: 'YES',
+        character_maximum_length: null,
+      },
+      {
+        column_name: 'previous_bound_cookie',
+        data_type: 'character varying',
+        is_nullable: 'YES',
+        character_maximum_length: 64,
+      },
+      {
+        column_name: 'previous_bound_cookie_expires',
+        data_type: 'timestamp with time zone',
+        is_nullable: 'YES',
+        character_maximum_length: null,
+      },
+      { column_name: 'device_challenges', data_type: 'jsonb', is_nullable: 'YES', character_maximum_length: null },
     ]);
     const indexes: { indexname: string; indexdef: string }[] = await dataSource.query(
       `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'sessions' ORDER BY indexname`,
@@ -106,6 +135,7 @@ describe.each(TEST_DATABASES)('the sessions migration on %s', (_label, database)
       `INSERT INTO sessions (id, "user", created, expires, user_agent, ip, last_seen)
        VALUES ('kept', 'u', now(), now() + interval '1 hour', 'UA', '203.0.113.1', now())`,
     );
+    await dataSource.undoLastMigration(); // the device binding
     await dataSource.undoLastMigration();
     const columns: { column_name: string }[] = await dataSource.query(
       `SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions' ORDER BY ordinal_position`,
@@ -272,6 +302,81 @@ describe.each(TEST_DATABASES)('the authenticated_at migration as an upgrade on %
   });
 });
 
+describe.each(TEST_DATABASES)('the device-binding migration as an upgrade on %s', (_label, database) => {
+  let db: OpenDatabase;
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    db = await database.open();
+    dataSource = await new DataSource({
+      ...db.options,
+      entities: [Session],
+      migrations: sessionMigrations,
+    }).initialize();
+  });
+  afterAll(async () => {
+    await dataSource.destroy();
+    await db.dispose();
+  });
+
+  const columnsOf = async (): Promise<string[]> =>
+    (
+      await dataSource.query(
+        `SELECT column_name FROM information_schema.columns WHERE table_name = 'sessions' ORDER BY ordinal_position`,
+      )
+    ).map((column: { column_name: string }) => column.column_name);
+
+  it('adds the binding columns to sessions already there (read as unbound), and down drops them keeping every session', async () => {
+    await dataSource.runMigrations({ transaction: 'each' });
+    await dataSource.undoLastMigration(); // the release before: every migration up to the device info
+    const previousColumns = ['id', 'user', 'created', 'expires', 'authenticated_at', 'user_agent', 'ip', 'last_seen'];
+    expect(await columnsOf()).toEqual(previousColumns);
+    await dataSource.query(
+      `INSERT INTO sessions (id, "user", created, expires, authenticated_at, user_agent, ip, last_seen) VALUES
+         ('a', 'alice', now(), now() + interval '1 day', now(), 'UA', '203.0.113.9', now()),
+         ('b', 'bob', '2026-01-02T03:04:05.678Z', '2027-01-01T00:00:00Z', NULL, NULL, NULL, NULL)`,
+    );
+    const rows = `SELECT ${previousColumns.map((column) => `"${column}"`).join(', ')} FROM sessions ORDER BY id`;
+    const before = await dataSource.query(rows);
+
+    const applied = await dataSource.runMigrations();
+    expect(applied.map((migration) => migration.name)).toEqual(['AddSessionDeviceBinding1770700000000']);
+    expect(await dataSource.query(rows)).toEqual(before);
+    const unbound = {
+      device_key: null,
+      device_session_id: null,
+      bound_cookie: null,
+      bound_cookie_expires: null,
+      previous_bound_cookie: null,
+      previous_bound_cookie_expires: null,
+      device_challenges: null,
+    };
+    expect(
+      await dataSource.query(
+        `SELECT device_key, device_session_id, bound_cookie, bound_cookie_expires, previous_bound_cookie,
+                previous_bound_cookie_expires, device_challenges FROM sessions ORDER BY id`,
+      ),
+    ).toEqual([unbound, unbound]);
+    const pending = await dataSource.driver.createSchemaBuilder().log();
+    expect(pending.upQueries.map((query) => query.query)).toEqual([]);
+
+    // A session bound meanwhile: down drops its binding and keeps it (the previous release
+    // opens it with its cookie alone), and the migration runs again.
+    await dataSource.query(
+      `UPDATE sessions SET device_key = '{"kty":"EC","crv":"P-256","x":"x","y":"y"}', device_session_id = 's',
+              bound_cookie = repeat('0', 64), bound_cookie_expires = now() + interval '1 minute',
+              device_challenges = '[{"value":"c","expires":0}]' WHERE id = 'a'`,
+    );
+    await dataSource.undoLastMigration();
+    expect(await columnsOf()).toEqual(previousColumns);
+    expect(await dataSource.query(rows)).toEqual(before);
+    await dataSource.runMigrations();
+    expect(await dataSource.query(`SELECT count(*)::int AS bound FROM sessions WHERE device_key IS NOT NULL`)).toEqual([
+      { bound: 0 },
+    ]);
+  });
+});
+
 describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', (_label, database) => {
   let db: OpenDatabase;
   const npm = (script: string) =>
@@ -292,6 +397,7 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
       expect(ran).toContain(`${new Migration().name} has been executed successfully`);
     }
     expect(await npm('migration:show')).toContain('[X] 4 AddSessionDeviceInfo1770600000000');
+    expect(await npm('migration:show')).toContain('[X] 5 AddSessionDeviceBinding1770700000000');
     expect(await npm('schema:log')).toContain('Your schema is up to date');
     // Newest first, one at a time; migration:show marks each as pending again.
     for (const Migration of [...sessionMigrations].reverse()) {
@@ -325,6 +431,9 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
   it('upgrade with rows: old sessions authenticate with null device info, new logins carry it, revert keeps both', async () => {
     // A database of the release before the device columns (whatever the tests above left), holding a session.
     await npm('migration:run');
+    expect(await npm('migration:revert')).toContain(
+      'AddSessionDeviceBinding1770700000000 has been reverted successfully',
+    );
     expect(await npm('migration:revert')).toContain('AddSessionDeviceInfo1770600000000 has been reverted successfully');
     const oldCookie = generateCookieValue();
     const before = await new DataSource({ ...db.options }).initialize();
@@ -364,6 +473,9 @@ describeEachWhere(POSTGRES_DIRECT, 'postgres', 'the TypeORM CLI scripts on %s', 
       await http.close();
     }
 
+    expect(await npm('migration:revert')).toContain(
+      'AddSessionDeviceBinding1770700000000 has been reverted successfully',
+    );
     expect(await npm('migration:revert')).toContain('AddSessionDeviceInfo1770600000000 has been reverted successfully');
     // Both sessions are still live for the previous release, whose guard looks them up by
     // primary key reading only these columns.

@@ -34,6 +34,9 @@ export class AppModule {
             cookie: { secure: process.env.NODE_ENV === 'production' },
             purge: { cron: PURGE_CRON },
             // crossOriginProtection is on by default: forms and fetches from other origins are refused (403).
+            // DBSC: browsers that support it bind the session to a key in their security chip
+            // (TPM); others ignore the offer. The module serves /dbsc/registration and /dbsc/refresh.
+            deviceBinding: true,
           }),
         }),
       ],

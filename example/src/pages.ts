@@ -175,7 +175,7 @@ export function homePage(options: HomePageOptions): string {
     .map((session) => {
       const current = session.id === currentSessionId;
       return `<tr${current ? ' class="current"' : ''} data-session-id="${escapeHtml(session.id)}">
-      <td><span class="device" title="${escapeHtml(session.userAgent ?? 'no User-Agent was sent')}">${escapeHtml(deviceLabel(session, now))}</span>${current ? ' · <span class="badge">this browser</span>' : ''}</td>
+      <td><span class="device" title="${escapeHtml(session.userAgent ?? 'no User-Agent was sent')}">${escapeHtml(deviceLabel(session, now))}</span>${current ? ' · <span class="badge">this browser</span>' : ''}${session.deviceBound ? ' · <span class="badge bound" title="Device Bound Session Credentials: a copied cookie stops working on another machine">bound to this device\'s security chip</span>' : ''}</td>
       <td>${formatDate(session.created)}<br><span class="muted">${relativeTime(session.created, now)}</span></td>
       <td>${formatDate(session.expires)}<br><span class="muted">${relativeTime(session.expires, now)}</span></td>
       <td><form class="inline" method="post" action="/sessions/${encodeURIComponent(session.id)}/revoke"><button class="danger small" type="submit">Revoke</button></form></td>

@@ -220,6 +220,8 @@ export interface HttpAppOptions {
   logger?: LoggerService | false;
   /** Trust `X-Forwarded-For` from any peer: Express `trust proxy` true, Fastify `trustProxy: true`. Default: false. */
   trustProxy?: boolean;
+  /** `app.setGlobalPrefix(...)` before init. Default: none. */
+  globalPrefix?: string;
 }
 
 export interface HttpApp {
@@ -251,6 +253,7 @@ export async function bootHttpApp(platform: HttpPlatform, options: HttpAppOption
   if (platform === 'express' && trustProxy)
     (adapter.getInstance() as { set(name: string, value: unknown): void }).set('trust proxy', true);
   const app = await NestFactory.create(AppModule, adapter, { logger: options.logger ?? false, abortOnError: false });
+  if (options.globalPrefix !== undefined) app.setGlobalPrefix(options.globalPrefix);
   await app.init();
   if (platform === 'fastify') await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
   return {
