@@ -64,15 +64,18 @@ export class SessionService implements OnApplicationBootstrap {
   ) {}
 
   /**
-   * Fails startup with the fix when the `sessions` table is missing, instead of a
-   * "relation does not exist" on every request. Any other error (database not yet
+   * Fails startup with the fix when the `sessions` table is missing, or lacks the columns
+   * of a migration added by a newer release, instead of a "relation does not exist" or
+   * "column does not exist" (a 503) on every request. Any other error (database not yet
    * reachable) is only logged: requests then answer 503 until it is.
    */
   async onApplicationBootstrap(): Promise<void> {
+    let missing: string[];
     try {
-      await this.store.dataSource.query(`SELECT 1 FROM ${this.store.tableName} LIMIT 0`);
+      missing = await this.store.missingColumns();
     } catch (error) {
-      if (databaseErrorCode(error) === '42P01') {
+      // 3F000: the table's schema does not exist either (`::regclass` says so rather than 42P01).
+      if (['42P01', '3F000'].includes(databaseErrorCode(error) ?? '')) {
         throw new SessionConfigurationError(
           `table ${this.store.tableName} does not exist. Run the package's migration: add ` +
             '`...sessionMigrations` to your DataSource `migrations` and run `typeorm migration:run` ' +
@@ -80,6 +83,14 @@ export class SessionService implements OnApplicationBootstrap {
         );
       }
       this.logger.warn(`Could not check the sessions table at startup: ${describeDatabaseError(error)}`);
+      return;
+    }
+    if (missing.length > 0) {
+      throw new SessionConfigurationError(
+        `table ${this.store.tableName} lacks column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: ` +
+          'a migration of this release of the package has not run. Keep `...sessionMigrations` in your DataSource ' +
+          '`migrations` and run `typeorm migration:run` (or set `migrationsRun: true`).',
+      );
     }
   }
 

@@ -147,8 +147,12 @@ export class SessionStore {
   /** Schema-qualified, quoted table name, read from the entity metadata once. */
   private readonly table: string;
 
+  /** Every column of the entity: what the table has once all of `sessionMigrations` ran. */
+  private readonly columnNames: string[];
+
   constructor(@Inject(SESSION_DATA_SOURCE) readonly dataSource: DataSource) {
     const metadata = dataSource.getMetadata(Session);
+    this.columnNames = metadata.columns.map((column) => column.databaseName);
     const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
     this.table = metadata.schema ? `${quote(metadata.schema)}.${quote(metadata.tableName)}` : quote(metadata.tableName);
     this.tableLiteral = `'${this.table.replace(/'/g, "''")}'`;
@@ -220,6 +224,20 @@ export class SessionStore {
       [batchSize, after ?? '-infinity'],
     );
     return rows[0];
+  }
+
+  /**
+   * The entity's columns the table lacks: a migration of a newer release not run yet (the
+   * lookup reads them all, so every request would fail). Rejects with 42P01 when the table
+   * itself is missing.
+   */
+  async missingColumns(): Promise<string[]> {
+    const rows: { name: string }[] = await this.dataSource.query(
+      `SELECT attname AS name FROM pg_attribute
+       WHERE attrelid = ${this.tableLiteral}::regclass AND attnum > 0 AND NOT attisdropped`,
+    );
+    const present = new Set(rows.map((row) => row.name));
+    return this.columnNames.filter((column) => !present.has(column));
   }
 
   async insert(row: SessionRow): Promise<void> {

@@ -5,7 +5,13 @@ import { getDataSourceToken } from '@nestjs/typeorm';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import type { DataSource } from 'typeorm';
-import { AuthGuard, SessionConfigurationError, SessionModule, SessionService } from '../../src/index.js';
+import {
+  AuthGuard,
+  SessionConfigurationError,
+  SessionModule,
+  SessionService,
+  sessionMigrations,
+} from '../../src/index.js';
 import { typeOrmRoot } from '../support/apps.js';
 import { TEST_DATABASES, type OpenDatabase } from '../support/databases.js';
 import { CapturingLogger } from '../support/http-app.js';
@@ -78,6 +84,23 @@ describe.each(TEST_DATABASES)('starting without the sessions migration on %s', (
       expect(failure).toBeInstanceOf(SessionConfigurationError);
       expect((failure as Error).message).toContain('"auth"."sessions"');
       expect((failure as Error).message).toContain('sessionMigrations');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('an upgrade whose newest migration has not run fails at startup naming the missing columns, not a 503 per request', async () => {
+    const logger = new CapturingLogger();
+    // The release before device binding: every migration but the newest.
+    const previous = sessionMigrations.slice(0, -1);
+    const { app, failure } = await startApp(db, { migrations: previous, migrationsRun: true }, logger);
+    try {
+      expect(failure).toBeInstanceOf(SessionConfigurationError);
+      const message = (failure as Error).message;
+      expect(message).toContain('"sessions" lacks columns device_key');
+      expect(message).toContain('sessionMigrations');
+      expect(message).toContain('migration:run');
+      expect(message).not.toMatch(/column .* does not exist/);
     } finally {
       await app.close();
     }
