@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { databaseErrorCode, describeDatabaseError } from './errors.js';
-import { SESSION_DATA_SOURCE } from './session.constants.js';
+import { SESSION_DATA_SOURCE, SESSION_OPTIONS } from './session.constants.js';
 import { Session } from './session.entity.js';
+import type { ResolvedSessionOptions } from './session.options.js';
 
 /** @internal A row as the queries below return it. */
 export interface SessionRow {
@@ -47,8 +48,14 @@ const LOOKUP_COLUMNS =
   `floor(extract(epoch FROM ${AUTHENTICATED_AT}) * 1000)::float8 AS "authenticatedAt", ` +
   `floor(extract(epoch FROM now()) * 1000)::float8 AS "now", ` +
   `floor(extract(epoch FROM last_seen) * 1000)::float8 AS "lastSeen", user_agent AS "userAgent", ip, ` +
-  // `deviceBinding`: what the guard checks a bound session's bound cookie against, in this same lookup.
-  `device_key IS NOT NULL AS "deviceBound", bound_cookie AS "boundCookie", ` +
+  `device_key IS NOT NULL AS "deviceBound"`;
+
+/**
+ * With `deviceBinding` on: what the guard checks a bound session's bound cookie against, in
+ * the same lookup. Off, bound sessions are plain sessions and the lookup reads none of it.
+ */
+const BOUND_COOKIE_COLUMNS =
+  `bound_cookie AS "boundCookie", ` +
   `floor(extract(epoch FROM bound_cookie_expires) * 1000)::float8 AS "boundCookieExpires", ` +
   `previous_bound_cookie AS "previousBoundCookie", ` +
   `floor(extract(epoch FROM previous_bound_cookie_expires) * 1000)::float8 AS "previousBoundCookieExpires"`;
@@ -64,19 +71,21 @@ interface LookupRow {
   userAgent: string | null;
   ip: string | null;
   deviceBound: boolean;
-  boundCookie: string | null;
-  boundCookieExpires: number | null;
-  previousBoundCookie: string | null;
-  previousBoundCookieExpires: number | null;
+  /** Read only with `deviceBinding` on. */
+  boundCookie?: string | null;
+  boundCookieExpires?: number | null;
+  previousBoundCookie?: string | null;
+  previousBoundCookieExpires?: number | null;
 }
 
-/** @internal The part of the driver's pool the lookup uses. */
 /** @internal pg's `{ name, text, values }` query form, or a pg `Query` with those fields. */
 interface NamedQuery {
   name: string;
   text: string;
   values: unknown[];
 }
+
+/** @internal The part of the driver's pool the lookup uses. */
 
 export interface DriverPool {
   query(sql: string, parameters: unknown[]): Promise<{ rows: unknown[] }>;
@@ -150,7 +159,10 @@ export class SessionStore {
   /** Every column of the entity: what the table has once all of `sessionMigrations` ran. */
   private readonly columnNames: string[];
 
-  constructor(@Inject(SESSION_DATA_SOURCE) readonly dataSource: DataSource) {
+  constructor(
+    @Inject(SESSION_DATA_SOURCE) readonly dataSource: DataSource,
+    @Inject(SESSION_OPTIONS) options: Pick<ResolvedSessionOptions, 'deviceBinding'>,
+  ) {
     const metadata = dataSource.getMetadata(Session);
     this.columnNames = metadata.columns.map((column) => column.databaseName);
     const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -168,7 +180,8 @@ export class SessionStore {
       typeof logger !== 'object' &&
       !maxQueryExecutionTime &&
       dataSource.subscribers.every((subscriber) => !subscriber.beforeQuery && !subscriber.afterQuery);
-    this.lookupSql = `SELECT ${LOOKUP_COLUMNS} FROM ${this.table} WHERE id = $1`;
+    const columns = options.deviceBinding === null ? LOOKUP_COLUMNS : `${LOOKUP_COLUMNS}, ${BOUND_COOKIE_COLUMNS}`;
+    this.lookupSql = `SELECT ${columns} FROM ${this.table} WHERE id = $1`;
     this.lookupStatementName = `nts_lookup_${createHash('sha256').update(this.lookupSql).digest('hex').slice(0, 16)}`;
   }
 
@@ -550,11 +563,11 @@ export function toSession(id: string, row: SessionRow | LookupRow): Session {
   session.lastSeen = row.lastSeen === null || row.lastSeen === undefined ? null : new Date(row.lastSeen);
   session.deviceBound = row.deviceBound === true;
   if ('boundCookie' in row) {
-    session.boundCookie = row.boundCookie;
-    session.boundCookieExpires = row.boundCookieExpires === null ? null : new Date(row.boundCookieExpires);
-    session.previousBoundCookie = row.previousBoundCookie;
-    session.previousBoundCookieExpires =
-      row.previousBoundCookieExpires === null ? null : new Date(row.previousBoundCookieExpires);
+    const at = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms));
+    session.boundCookie = row.boundCookie ?? null;
+    session.boundCookieExpires = at(row.boundCookieExpires);
+    session.previousBoundCookie = row.previousBoundCookie ?? null;
+    session.previousBoundCookieExpires = at(row.previousBoundCookieExpires);
   }
   return session;
 }
