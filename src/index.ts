@@ -16,9 +16,9 @@ export type {
 export { SESSION_MODULE_OPTIONS } from './session.module-definition.js';
 export { Session } from './session.entity.js';
 export { SessionService } from './session.service.js';
-export { AuthGuard } from './auth.guard.js';
-export { SessionCookies } from './session-cookies.js';
-export type { SessionCookieResponse } from './session-cookies.js';
+export { AuthGuard } from './http/auth.guard.js';
+export { SessionCookies } from './http/session-cookies.js';
+export type { SessionCookieResponse } from './http/session-cookies.js';
 export {
   CURRENT_SESSION_KEY,
   CurrentSession,
@@ -27,15 +27,15 @@ export {
   Public,
   RequireRecentLogin,
   SkipCrossOriginCheck,
-} from './session.decorators.js';
+} from './http/session.decorators.js';
 export {
   CROSS_ORIGIN_REQUEST,
   CrossOriginRequestException,
   RECENT_LOGIN_REQUIRED,
   RecentLoginRequiredException,
-} from './session.exceptions.js';
-export type { CrossOriginReason } from './cross-origin.js';
-export type { SessionRequest } from './session.decorators.js';
+} from './http/session.exceptions.js';
+export type { CrossOriginReason } from './http/cross-origin.js';
+export type { SessionRequest } from './http/session.decorators.js';
 export { SessionPurgeService } from './session-purge.service.js';
 export type { IssuedSession, SessionValidation } from './session.service.js';
 export type { SessionDevice } from './session-device.js';

@@ -1,10 +1,10 @@
 import { DynamicModule, Inject, MiddlewareConsumer, Module, NestModule, Provider, RequestMethod } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
-import { AuthGuard } from './auth.guard.js';
+import { AuthGuard } from './http/auth.guard.js';
 import { SessionCache } from './cache/session-cache.js';
 import { SessionCacheListener } from './cache/session-cache.listener.js';
-import { SessionCookies } from './session-cookies.js';
+import { SessionCookies } from './http/session-cookies.js';
 import { SessionPurgeService, sessionPurgeJobName } from './session-purge.service.js';
 import { SESSION_DATA_SOURCE, SESSION_OPTIONS, SESSION_PURGE_JOB } from './session.constants.js';
 import { Session } from './session.entity.js';

@@ -8,7 +8,7 @@ import {
   DEFAULT_PURGE_CRON,
   DEFAULT_SESSION_TTL_MS,
 } from './session.constants.js';
-import { resolveTrustedOrigins } from './cross-origin.js';
+import { resolveTrustedOrigins } from './http/cross-origin.js';
 import { SessionConfigurationError } from './errors.js';
 import type { SessionModuleOptions } from './session.module-definition.js';
 import type { DeviceInfoPolicy } from './session-device.js';

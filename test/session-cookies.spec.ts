@@ -13,7 +13,7 @@ import {
   readCookieValues,
   readSingleCookieValue,
   serializeSetCookie,
-} from '../src/session-cookie-header.js';
+} from '../src/http/session-cookie-header.js';
 import {
   AuthFixtureController,
   bootHttpApp,

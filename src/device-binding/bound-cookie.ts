@@ -1,5 +1,5 @@
 import type { Session } from '../session.entity.js';
-import { readSingleCookieValue, serializeSetCookie } from '../session-cookie-header.js';
+import { readSingleCookieValue, serializeSetCookie } from '../http/session-cookie-header.js';
 import { isWellFormedSessionId, sessionDigest } from '../session-token.js';
 import type { ResolvedDeviceBinding } from './device-binding.options.js';
 

@@ -6,7 +6,7 @@ import { SessionCache } from '../cache/session-cache.js';
 import { describeDatabaseError } from '../errors.js';
 import { SESSION_ID_COLUMN_LENGTH, SESSION_OPTIONS } from '../session.constants.js';
 import type { ResolvedSessionOptions } from '../session.options.js';
-import { putSetCookie, readSingleCookieValue } from '../session-cookie-header.js';
+import { putSetCookie, readSingleCookieValue } from '../http/session-cookie-header.js';
 import { SessionDeviceBindingStore } from '../session-device-binding.store.js';
 import { generateCookieValue, isWellFormedSessionId, sessionDigest } from '../session-token.js';
 import { boundCookieAttributes, boundCookieSetCookie } from './bound-cookie.js';

@@ -1,14 +1,14 @@
 import { createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
 import { httpExchange } from './http-exchange.js';
-import { SessionConfigurationError } from './errors.js';
+import { SessionConfigurationError } from '../errors.js';
 import {
   NO_SESSION_CACHE_KEY,
   PUBLIC_ROUTE_KEY,
   RECENT_LOGIN_KEY,
   SKIP_CROSS_ORIGIN_CHECK_KEY,
-} from './session.constants.js';
+} from '../session.constants.js';
 import type { CrossOriginHeaders } from './cross-origin.js';
-import type { Session } from './session.entity.js';
+import type { Session } from '../session.entity.js';
 
 /**
  * The request property under which `AuthGuard` stores the `Session` row it

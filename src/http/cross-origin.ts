@@ -1,4 +1,4 @@
-import { SessionConfigurationError } from './errors.js';
+import { SessionConfigurationError } from '../errors.js';
 
 /**
  * @internal Cross-origin request protection, the algorithm of Go 1.25's

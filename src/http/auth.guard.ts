@@ -10,7 +10,7 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { type CrossOriginReason, crossOriginRefusal } from './cross-origin.js';
-import { describeDatabaseError } from './errors.js';
+import { describeDatabaseError } from '../errors.js';
 import { type HttpExchange, httpExchange } from './http-exchange.js';
 import {
   NO_SESSION_CACHE_KEY,
@@ -18,14 +18,14 @@ import {
   RECENT_LOGIN_KEY,
   SESSION_OPTIONS,
   SKIP_CROSS_ORIGIN_CHECK_KEY,
-} from './session.constants.js';
+} from '../session.constants.js';
 import { CrossOriginRequestException, RecentLoginRequiredException } from './session.exceptions.js';
 import { CURRENT_SESSION_KEY } from './session.decorators.js';
-import type { ResolvedSessionOptions } from './session.options.js';
-import { SessionService, type SessionValidation } from './session.service.js';
+import type { ResolvedSessionOptions } from '../session.options.js';
+import { SessionService, type SessionValidation } from '../session.service.js';
 import { SessionCookies } from './session-cookies.js';
 import { readSingleCookieValue } from './session-cookie-header.js';
-import { carriesBoundCookie } from './device-binding/bound-cookie.js';
+import { carriesBoundCookie } from '../device-binding/bound-cookie.js';
 
 /**
  * Lets a request through only with a live session cookie, and attaches the user

@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { SESSION_OPTIONS } from './session.constants.js';
+import { SESSION_OPTIONS } from '../session.constants.js';
 import { CURRENT_SESSION_KEY, type SessionRequest } from './session.decorators.js';
-import type { ResolvedSessionOptions } from './session.options.js';
-import { SessionService } from './session.service.js';
-import { type DeviceRequest, deviceOfRequest } from './session-device.js';
+import type { ResolvedSessionOptions } from '../session.options.js';
+import { SessionService } from '../session.service.js';
+import { type DeviceRequest, deviceOfRequest } from '../session-device.js';
 import {
   type HeaderWritableResponse,
   putSetCookie,
@@ -11,7 +11,7 @@ import {
   readSingleCookieValue,
   serializeSetCookie,
 } from './session-cookie-header.js';
-import { DeviceBinding } from './device-binding/device-binding.service.js';
+import { DeviceBinding } from '../device-binding/device-binding.service.js';
 
 /**
  * A response the helpers can set cookies on: an Express `Response` (any Node
