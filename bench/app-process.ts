@@ -40,7 +40,19 @@ export const APPS: BenchApp[] = [
     guarded: true,
     cookies: 'package',
   },
+  {
+    // Not in the default run: what Nest's guard machinery costs by itself (a guard that
+    // returns true), to tell the framework's share of app 5's cost from the package's.
+    number: 6,
+    label: 'empty guard (returns true)',
+    entry: 'empty-guard.app.js',
+    guarded: false,
+    cookies: 'package',
+  },
 ];
+
+/** The apps `npm run bench` runs without `--apps`. */
+export const DEFAULT_APPS = APPS.filter((app) => app.number <= 5);
 
 /** A running app process: its port, and calls into it over IPC. */
 export class AppProcess {
