@@ -92,8 +92,8 @@ try {
   );
   const results = await Promise.all(loads);
   await revoked;
-  const quantiles = (values: number[]) => {
-    const sorted = [...values].sort((a, b) => a - b);
+  const quantiles = (samples: number[]) => {
+    const sorted = [...samples].sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
     return `p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${at(1).toFixed(1)} ms (${sorted.length})`;
   };
