@@ -13,7 +13,7 @@ import { SessionConfigurationError } from './errors.js';
 import type { SessionModuleOptions } from './session.module-definition.js';
 import type { DeviceInfoPolicy } from './session-device.js';
 import { type ResolvedDeviceBinding, resolveDeviceBinding } from './device-binding/device-binding.options.js';
-import { type ResolvedReplicaOptions, resolveReplicaOptions } from './replicas/replica-options.js';
+import { isPostgresUrl, type ResolvedReplicaOptions, resolveReplicaOptions } from './replicas/replica-options.js';
 
 /**
  * @internal The options every provider injects: defaults merged once, checked once,
@@ -168,15 +168,6 @@ function resolveCacheOptions(cache: SessionModuleOptions['cache']): ResolvedSess
     );
   }
   return { maxEntries, listenUrl, heartbeatMs };
-}
-
-function isPostgresUrl(value: unknown): value is string {
-  if (typeof value !== 'string') return false;
-  try {
-    return ['postgres:', 'postgresql:'].includes(new URL(value).protocol);
-  } catch {
-    return false;
-  }
 }
 
 function resolvePurgeOptions(purge: SessionModuleOptions['purge']): ResolvedSessionOptions['purge'] {

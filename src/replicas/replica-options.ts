@@ -62,7 +62,8 @@ export function resolveReplicaOptions(
   return { maxLagMs, checkIntervalMs, queryTimeoutMs, listenUrl };
 }
 
-function isPostgresUrl(value: unknown): value is string {
+/** @internal A `postgres:` or `postgresql:` URL: what `listenUrl` (of the cache or the replicas) takes. */
+export function isPostgresUrl(value: unknown): value is string {
   if (typeof value !== 'string') return false;
   try {
     return ['postgres:', 'postgresql:'].includes(new URL(value).protocol);
